@@ -1,0 +1,1 @@
+"""robo4d.world"""
