@@ -43,6 +43,9 @@ POINTS_VISIBLE_PREFIX = "observation.points_visible."  # + cam -> (N,) bool
 GT_POINTS_PREFIX = "ground_truth.points."  # + cam -> (N, 3) float32 exact 3D tracks (embedded world only)
 GT_POINTS_VISIBLE_PREFIX = "ground_truth.points_visible."  # + cam -> (N,) bool
 
+# Keys that exist only in training windows (never in a dataset).
+PAD_MASK = "pad_mask"  # (T+K,) bool: True where the frame lies past the episode's end
+
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
 EPISODE_SEED = "robo4d.seed"  # int64: the seed that produced the episode's initial state

@@ -50,6 +50,11 @@ class Policy(nn.Module, abc.ABC):
     def reset(self) -> None:
         """Forget the episode context (call at the start of every episode)."""
 
+    def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+        """Receive the training dataset's per-feature stats (LeRobot stats.json layout) before a stage
+        starts from scratch. Methods that normalise store them as buffers so checkpoints carry them.
+        Default: the method does not normalise."""
+
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """Extra per-frame arrays the windows need, looked up by global frame `index` (e.g. cached frozen
         image tokens, so training never re-runs a frozen encoder). Default: none."""
