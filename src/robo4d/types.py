@@ -45,6 +45,8 @@ GT_POINTS_VISIBLE_PREFIX = "ground_truth.points_visible."  # + cam -> (N,) bool
 
 # Keys that exist only in training windows (never in a dataset).
 PAD_MASK = "pad_mask"  # (T+K,) bool: True where the frame lies past the episode's end
+TASK = "task"  # str per window: the episode's instruction (a batch holds a list of B strings)
+IMAGE_TOKENS_PREFIX = "frozen.image_tokens."  # + cam -> (L, C) float32 frozen-encoder tokens (a frame source)
 
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
@@ -99,10 +101,15 @@ def gt_points_visible_key(cam: str) -> str:
     return GT_POINTS_VISIBLE_PREFIX + cam
 
 
+def image_tokens_key(cam: str) -> str:
+    return IMAGE_TOKENS_PREFIX + cam
+
+
 def camera_of(key: str) -> str:
     """The camera name at the end of a per-camera key, e.g. 'observation.images.front' -> 'front'."""
     for prefix in (
         IMAGES_PREFIX,
+        IMAGE_TOKENS_PREFIX,
         DEPTH_PREFIX,
         INTRINSICS_PREFIX,
         EXTRINSICS_PREFIX,
