@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ class CLIPTextEncoder(CachedTextEncoder):
 
     def __init__(self, config: CLIPTextConfig) -> None:
         super().__init__(cache_dir=config.cache_dir)
-        from transformers import AutoTokenizer, CLIPTextModelWithProjection
+        from transformers import AutoTokenizer
 
         assert config.weights is not None  # guaranteed by the config's validation
         path = Path(config.weights)
@@ -178,9 +179,7 @@ class CLIPTextEncoder(CachedTextEncoder):
             raise FileNotFoundError(f"text encoder 'clip-b32': {path} has no config.json (not a model directory)")
         self.config = config
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        # Loads the text tower + text projection from either a full CLIPModel or a text-only checkpoint.
-        model = CLIPTextModelWithProjection.from_pretrained(path, local_files_only=True)
-        self.model = model.eval().requires_grad_(False)
+        self.model = _load_clip_text_tower(path)
         self.dim = self.model.config.projection_dim
         self.max_tokens = self.model.config.max_position_embeddings
         self.name = f"clip-b32:{fingerprint_dir(path)}{'' if config.normalize else ':raw'}"
@@ -199,3 +198,33 @@ class CLIPTextEncoder(CachedTextEncoder):
             emb = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds
             out.append(F.normalize(emb, dim=-1) if self.config.normalize else emb)  # (n, dim)
         return torch.cat(out).float()
+
+
+def _load_clip_text_tower(path: Path) -> torch.nn.Module:
+    """The text tower + text projection of a full CLIPModel directory or a text-only one; every text weight
+    must be in the files (transformers would otherwise re-initialise missing or mis-shaped ones)."""
+    from transformers import CLIPConfig, CLIPTextModelWithProjection
+    from transformers import CLIPTextConfig as HFCLIPTextConfig
+    from transformers.utils import logging as hf_logging
+
+    if json.loads((path / "config.json").read_text()).get("model_type") == "clip":
+        full = CLIPConfig.from_pretrained(path, local_files_only=True)
+        # The projection width is a top-level field of a full CLIP config; the text sub-config lacks it.
+        text_config = full.text_config
+        text_config.projection_dim = full.projection_dim
+    else:
+        text_config = HFCLIPTextConfig.from_pretrained(path, local_files_only=True)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the vision tower's keys are expected leftovers; do not print them
+    try:
+        model, info = CLIPTextModelWithProjection.from_pretrained(
+            path, config=text_config, local_files_only=True, output_loading_info=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info["missing_keys"] or info["mismatched_keys"]:
+        raise ValueError(
+            f"CLIP weights in {path} do not fit the text tower: missing {sorted(info['missing_keys'])}, "
+            f"mis-shaped {sorted(str(k) for k in info['mismatched_keys'])}"
+        )
+    return model.eval().requires_grad_(False)
