@@ -1,0 +1,215 @@
+"""Self-describing checkpoints: a directory that rebuilds its policy with nothing but its path.
+
+    <stage dir>/last                      text file: "checkpoints/step_000100" (relative), replaced atomically
+    <stage dir>/checkpoints/step_000100/
+        model.safetensors                 trainable parameters + buffers (frozen pretrained encoders are
+                                          rebuilt by name from the policy config, never saved)
+        config.json                       format_version, method, policy config, stage config, step, datasets
+        stats.json                        the training dataset's normalisation stats
+        training_state.pt                 optimiser, scheduler, RNG states, step, data position (resume only)
+    <run dir>/last                        text file: the most recently trained stage's directory name
+
+Each checkpoint is written into a temporary sibling directory and renamed into place, so a crash leaves
+either the old or the new checkpoint, never half of one. Reading fails with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+
+from robo4d.config import config_from_dict
+from robo4d.methods.base import Policy, method_entry
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATS_FILE = "stats.json"
+STATE_FILE = "training_state.pt"
+LAST_FILE = "last"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt or from another format version; the message names the file."""
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+# --- what is saved ------------------------------------------------------------------------------------------
+
+
+def _fully_frozen(module: nn.Module) -> bool:
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def saved_names(model: nn.Module) -> set[str]:
+    """State-dict names a checkpoint holds: trainable parameters and buffers, minus everything inside a
+    submodule whose parameters are all frozen (a pretrained encoder: its buffers come with its weights)."""
+    frozen_prefixes = tuple(name + "." for name, m in model.named_modules() if name and _fully_frozen(m))
+    params = dict(model.named_parameters(remove_duplicate=False))
+    names = set()
+    for name in model.state_dict():
+        if name in params:
+            if params[name].requires_grad:
+                names.add(name)
+        elif not name.startswith(frozen_prefixes):
+            names.add(name)
+    return names
+
+
+def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint of `model` holds, detached CPU copies (clones: safetensors rejects shared storage)."""
+    keep = saved_names(model)
+    return {n: t.detach().cpu().contiguous().clone() for n, t in model.state_dict().items() if n in keep}
+
+
+def load_saved_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Strictly load a checkpoint's tensors: the names must be exactly the model's saved names, shapes equal."""
+    expected = saved_names(model)
+    current = model.state_dict()
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    mismatched = sorted(
+        f"{n}: file {tuple(state[n].shape)} vs policy {tuple(current[n].shape)}"
+        for n in expected & set(state)
+        if state[n].shape != current[n].shape
+    )
+    problems = [
+        f"{label}: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+        if names
+    ]
+    if problems:
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+    model.load_state_dict({**current, **state}, strict=True)
+
+
+# --- atomic writes ------------------------------------------------------------------------------------------
+
+
+def _write_pointer(path: Path, target: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(target + "\n")
+    os.replace(tmp, path)
+
+
+def _stats_to_json(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {k: {s: np.asarray(v).tolist() for s, v in d.items()} for k, d in stats.items()}
+
+
+def write_checkpoint(
+    stage_dir: Path,
+    step: int,
+    *,
+    model_state: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    stats: dict[str, dict[str, Any]],
+    training_state: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write checkpoint `step` of a stage atomically, point `last` at it, and prune all but `keep_last`."""
+    root = stage_dir / CHECKPOINTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    safetensors.torch.save_file(model_state, str(tmp / MODEL_FILE))
+    (tmp / CONFIG_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2))
+    (tmp / STATS_FILE).write_text(json.dumps(_stats_to_json(stats)))
+    torch.save(training_state, tmp / STATE_FILE)
+    if final.exists():  # re-written after a resume from an earlier step: replace the stale copy
+        stale = root / f".stale.{final.name}.{os.getpid()}"
+        os.replace(final, stale)
+        shutil.rmtree(stale)
+    os.replace(tmp, final)
+    _write_pointer(stage_dir / LAST_FILE, f"{CHECKPOINTS_DIR}/{final.name}")
+    _write_pointer(stage_dir.parent / LAST_FILE, stage_dir.name)
+    steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    for old in steps[: max(0, len(steps) - keep_last)]:
+        shutil.rmtree(old)
+    return final
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from itself, a stage directory or a run directory (following `last` files)."""
+    path = Path(path)
+    for _ in range(3):
+        if (path / CONFIG_FILE).is_file():
+            return path
+        pointer = path / LAST_FILE
+        if not pointer.is_file():
+            break
+        path = path / pointer.read_text().strip()
+    raise CheckpointError(f"{path}: not a checkpoint (no {CONFIG_FILE}) and no '{LAST_FILE}' pointer to follow")
+
+
+def read_config(ckpt: Path) -> dict[str, Any]:
+    path = ckpt / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read the checkpoint config: {e}") from e
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version is {version!r}, this robo4d reads {FORMAT_VERSION}")
+    for field in ("method", "policy_config", "stage", "step"):
+        if field not in config:
+            raise CheckpointError(f"{path}: missing field {field!r}")
+    return config
+
+
+def read_model(ckpt: Path) -> dict[str, torch.Tensor]:
+    path = ckpt / MODEL_FILE
+    try:
+        return safetensors.torch.load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for truncated or garbled headers
+        raise CheckpointError(f"{path}: cannot read the weights ({type(e).__name__}: {e})") from e
+
+
+def read_stats(ckpt: Path) -> dict[str, dict[str, np.ndarray]]:
+    path = ckpt / STATS_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return {k: {s: np.asarray(v, dtype=np.float32) for s, v in d.items()} for k, d in raw.items()}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot read the normalisation stats: {e}") from e
+
+
+def read_training_state(ckpt: Path) -> dict[str, Any]:
+    path = ckpt / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: cannot read the training state ({type(e).__name__}: {e})") from e
+
+
+def build_from_config(config: dict[str, Any], *, where: str) -> Policy:
+    """The policy a checkpoint config describes, freshly initialised (frozen encoders load their weights)."""
+    entry = method_entry(config["method"])
+    policy_config = config_from_dict(entry.config_cls, config["policy_config"], where=f"{where}:policy_config")
+    return entry.policy_cls(policy_config)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Rebuild a trained policy from a checkpoint directory (or a stage/run directory via `last`), in eval mode."""
+    ckpt = resolve_checkpoint(path)
+    config = read_config(ckpt)
+    policy = build_from_config(config, where=str(ckpt / CONFIG_FILE))
+    policy.set_normalization(read_stats(ckpt))
+    load_saved_state(policy, read_model(ckpt), source=str(ckpt / MODEL_FILE))
+    return policy.eval()
