@@ -1,0 +1,175 @@
+"""ARM4R behind robo4d's Policy interface: window batches -> loss, observations -> absolute action chunks.
+
+Batch layout (from the trainer's window loader; T = seq_len, K = horizon):
+    types.image_tokens_key(cam)  (B, T+K, L, C) float32 frozen image tokens (frame source: the feature cache)
+    points key (points objective) (B, T+K, N, 3) camera-frame points of `cameras[0]`
+    types.STATE (control)         (B, T+K, 8) eef xyz + quaternion wxyz + gripper
+    types.PAD_MASK                (B, T+K) bool, True past the episode end
+    types.TASK                    list of B instruction strings (embedded once per distinct string)
+
+Targets: points objective, d_t = points[t+1] - points[t] (K = 1); control, the K future states relative to
+p_t (geometry.relative_targets). The action token of step t embeds its first target. At inference it is
+rebuilt from the observed poses p_{t-1} -> p_t (exactly the training definition) rather than from the
+policy's own previous command as the release does, and predicted deltas are composed onto the CURRENT pose
+p_t (the release composes onto the previous step's pose: an off-by-one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from robo4d import types
+from robo4d.methods.arm4r.config import ARM4RConfig
+from robo4d.methods.arm4r.geometry import compose_targets, relative_targets, state_to_pose10
+from robo4d.methods.arm4r.inference import StepwiseDecoder
+from robo4d.methods.arm4r.model import ARM4RModel, masked_l1
+from robo4d.methods.base import DataSpec, Policy, register_method
+from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
+
+# Module prefixes for the trainer's stage weight maps (state-dict names start with these).
+OBJECTIVE_MODULES = ("model.proprio_encoder", "model.action_encoder", "model.action_decoder")  # re-init at 2 -> 3
+SHARED_MODULES = ("model.trunk", "model.text_proj", "model.image_norm", "model.pools")  # (+ model.image_proj)
+
+
+@dataclass
+class FrozenEncoders:
+    image: ImageEncoder
+    text: TextEncoder
+
+
+@register_method("arm4r", ARM4RConfig)
+class ARM4RPolicy(Policy):
+    def __init__(self, config: ARM4RConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = ARM4RModel(config)
+        # Frozen encoders are rebuilt from the config's names, never saved: kept off the module tree.
+        self._frozen: FrozenEncoders | None = None
+        self._text_cache: dict[str, torch.Tensor] = {}  # instruction -> (E,) embedding
+        self._decoder = StepwiseDecoder(self.model, config.seq_len)
+        self._prev_state: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------------------------------- encoders
+    def use_encoders(self, *, image: ImageEncoder, text: TextEncoder) -> None:
+        """Attach frozen encoders (tests, or encoders built elsewhere); their sizes must match the config."""
+        cfg = self.config
+        for what, got, want in (
+            ("image_tokens", image.num_tokens, cfg.image_tokens),
+            ("image_dim", image.dim, cfg.image_dim),
+            ("text_dim", text.dim, cfg.text_dim),
+        ):
+            if got != want:
+                raise ValueError(f"ARM4RConfig.{what} is {want} but the attached encoder gives {got}")
+        self._frozen = FrozenEncoders(image=image, text=text)
+        self._text_cache.clear()
+
+    def encoders(self) -> FrozenEncoders:
+        if self._frozen is None:
+            from robo4d.nn.encoders import build_image_encoder, build_text_encoder
+
+            cfg = self.config
+            image = build_image_encoder(cfg.image_encoder, weights=cfg.image_weights, image_size=cfg.image_size)
+            self.use_encoders(image=image, text=build_text_encoder(cfg.text_encoder, weights=cfg.text_weights))
+        assert self._frozen is not None
+        return self._frozen
+
+    def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
+        """Instructions -> (n, E) frozen embeddings, each distinct string encoded once."""
+        todo = sorted({t for t in texts if t not in self._text_cache})
+        if todo:
+            for text, vec in zip(todo, self.encoders().text.encode(todo), strict=True):
+                self._text_cache[text] = vec.float()
+        device = next(self.parameters()).device
+        return torch.stack([self._text_cache[t] for t in texts]).to(device)
+
+    def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        from robo4d.nn.feature_cache import FeatureCache
+
+        cache = FeatureCache(dataset, self.encoders().image)
+        return {types.image_tokens_key(cam): cache.lookup(cam) for cam in dict.fromkeys(self.config.cameras)}
+
+    # ----------------------------------------------------------------------------------------- training
+    def data_spec(self) -> DataSpec:
+        cfg = self.config
+        produced_by = {
+            types.image_tokens_key(cam): f"frozen {cfg.image_encoder} tokens of camera {cam!r} (the policy's "
+            f"feature cache; needs {types.image_key(cam)})"
+            for cam in dict.fromkeys(cfg.cameras)
+        }
+        if cfg.objective == "points":
+            key = cfg.points_prefix + cfg.points_camera
+            produced_by[key] = (
+                "robo4d world human (ground-truth tracks of the embedded world)"
+                if cfg.points_prefix == types.GT_POINTS_PREFIX
+                else f"robo4d extract tracks --dataset D --camera {cfg.points_camera}"
+            )
+        else:
+            produced_by[types.STATE] = "robo4d world robot (robot demonstrations carry the eef state)"
+        return DataSpec(keys=tuple(produced_by), seq_len=cfg.seq_len, horizon=cfg.horizon, produced_by=produced_by)
+
+    def targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(proprio (B, T, P), targets (B, T, K, A), valid (B, T, K)) of a window batch."""
+        cfg = self.config
+        t, k = cfg.seq_len, cfg.horizon
+        pad = batch[types.PAD_MASK]  # (B, T+K)
+        future = torch.arange(t, device=pad.device)[:, None] + torch.arange(1, k + 1, device=pad.device)  # (T, K)
+        if cfg.objective == "points":
+            points = batch[cfg.points_prefix + cfg.points_camera].flatten(2).float()  # (B, T+1, 3N)
+            proprio = points[:, :t]  # (B, T, P)
+            target = (points[:, 1 : t + 1] - proprio).unsqueeze(2)  # (B, T, 1, A)
+        else:
+            state = batch[types.STATE].float()  # (B, T+K, 8)
+            proprio = state_to_pose10(state[:, :t], cfg.rot6d)  # (B, T, 10)
+            target = relative_targets(state[:, :t], state[:, future], cfg.rot6d)  # (B, T, K, 10)
+        return proprio, target, ~pad[:, future]
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        t = cfg.seq_len
+        proprio, target, valid = self.targets(batch)
+        text = self.embed_texts(batch[types.TASK])[:, None].expand(-1, t, -1)  # (B, T, E)
+        images = {cam: batch[types.image_tokens_key(cam)][:, :t].float() for cam in dict.fromkeys(cfg.cameras)}
+        tokens = self.model.step_tokens(text, images, proprio, target[:, :, 0])  # (B, T, 3, D)
+        pred = self.model(tokens)  # (B, T, K, A)
+        loss = masked_l1(pred, target, valid)
+        return loss, {"l1": float(loss.detach()), "valid_fraction": float(valid.float().mean())}
+
+    # ---------------------------------------------------------------------------------------- inference
+    def reset(self) -> None:
+        self._decoder.reset()
+        self._prev_state = None
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs: types.Observation) -> types.ActionChunk:
+        cfg = self.config
+        if cfg.objective != "control":
+            raise ValueError(
+                "ARM4R with objective 'points' predicts point motion, not robot actions; "
+                "fine-tune it with objective='control' (stage 3) before running it on a robot"
+            )
+        device = next(self.parameters()).device
+        state = torch.as_tensor(np.asarray(obs.state, dtype=np.float32), device=device)
+        if state.shape != (types.STATE_DIM,):
+            raise ValueError(f"Observation.state: expected shape ({types.STATE_DIM},), got {tuple(state.shape)}")
+        frozen = self.encoders()
+        images = {}
+        for cam in dict.fromkeys(cfg.cameras):
+            if cam not in obs.images:
+                raise KeyError(f"Observation.images lacks camera {cam!r}; the policy reads {list(cfg.cameras)}")
+            frame = torch.as_tensor(np.ascontiguousarray(obs.images[cam]))[None]  # (1, H, W, 3) uint8
+            images[cam] = frozen.image.encode(frame).to(device)  # (1, L, C)
+        language = self.model.text_proj(self.embed_texts([obs.task]))  # (1, D)
+        state_tok = self.model.state_token(images, state_to_pose10(state, cfg.rot6d)[None])  # (1, D)
+        prev_action = None
+        if self._prev_state is not None:
+            delta = relative_targets(self._prev_state, state[None], cfg.rot6d)[0]  # (10,) p_{t-1} -> p_t
+            prev_action = self.model.action_encoder(delta[None])  # (1, D)
+        deltas = self._decoder.step(language, state_tok, prev_action)[0]  # (K, 10)
+        self._prev_state = state
+        actions = compose_targets(state, deltas, cfg.rot6d)  # (K, 8) absolute, against the current pose
+        return types.ActionChunk(actions=actions.float().cpu().numpy(), kind="eef_pose")
