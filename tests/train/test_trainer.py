@@ -36,9 +36,10 @@ def test_resume_continues_exactly(toy_root: Path, tmp_path: Path) -> None:
     a, b = load_policy(tmp_path / "full"), load_policy(tmp_path / "split")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     # A complete stage is returned untouched on a re-run with --resume.
-    assert run_stage(stage, tmp_path / "full", backend=TOY_BACKEND, resume=True) == resolve_checkpoint(
-        tmp_path / "full" / "s1"
-    )
+    done = run_stage(stage, tmp_path / "full", backend=TOY_BACKEND, resume=True)
+    assert done.checkpoint == resolve_checkpoint(tmp_path / "full" / "s1")
+    resumed = done.policy.state_dict()
+    assert all(torch.equal(x, resumed[k]) for k, x in a.state_dict().items())
 
 
 def test_existing_stage_without_resume_is_an_error(toy_root: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ config (to exercise weight maps), and optional training-time noise (to exercise 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,12 @@ def make_toy_dataset(root: Path, *, num_episodes: int = 6, length: int = 10, see
 class ToyWindows(torch.utils.data.Dataset):
     """Every (episode, start) window of seq_len + horizon frames, padded past the end like WindowDataset."""
 
-    def __init__(self, dataset: ToyDataset, *, keys, seq_len, horizon, episodes, frame_sources) -> None:
+    def __init__(self, dataset: ToyDataset, *, keys, seq_len, horizon, episodes, frame_sources, pad=True) -> None:
         self.dataset, self.keys, self.span = dataset, keys, seq_len + horizon
-        self.index = [(e, s) for e in episodes for s in range(len(dataset.episodes[e][STATE]) - 1)]
+        # pad=False: only windows inside the episode, so every batch has the same number of valid targets
+        # and a mean of per-rank losses equals the global-batch loss (the DDP comparison needs that).
+        last = (lambda n: n - 1) if pad else (lambda n: n - self.span + 1)
+        self.index = [(e, s) for e in episodes for s in range(last(len(dataset.episodes[e][STATE])))]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -164,6 +168,7 @@ class ToyWindows(torch.utils.data.Dataset):
 
 
 TOY_BACKEND = DataBackend(open_dataset=ToyDataset, make_windows=ToyWindows)
+TOY_BACKEND_NO_PAD = DataBackend(open_dataset=ToyDataset, make_windows=partial(ToyWindows, pad=False))
 
 
 def toy_stage(root: Path, **overrides: Any) -> StageConfig:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from robo4d.train.checkpoint import (
     LAST_FILE,
     MODEL_FILE,
     CheckpointError,
+    load_policy,
     load_saved_state,
     read_config,
     read_model,
@@ -43,6 +45,12 @@ from robo4d.train.optim import build_optimizer, build_scheduler
 from robo4d.train.parallelize import DistInfo
 from robo4d.train.stage import StageConfig
 from robo4d.train.weight_map import apply_weight_map
+
+
+@dataclass(frozen=True)
+class StageResult:
+    checkpoint: Path  # the stage's last checkpoint directory
+    policy: Policy  # the trained policy (unwrapped, eval mode); under FSDP its parameters stay sharded
 
 
 class TrainingDiverged(RuntimeError):
@@ -166,8 +174,8 @@ def run_stage(
     stop_at: int | None = None,
     progress: bool = True,
     backend: DataBackend | None = None,
-) -> Path:
-    """Train one stage into `run_dir/stage.name` and return its last checkpoint directory.
+) -> StageResult:
+    """Train one stage into `run_dir/stage.name`; return its last checkpoint and the trained policy.
 
     resume: continue from the stage's last checkpoint (exactly: same batches, RNG and optimiser state);
         without it an existing stage directory is an error. A complete stage is returned as is.
@@ -189,7 +197,7 @@ def run_stage(
         if _plain(saved["policy_config"]) != _plain(config_to_dict(stage.policy)) or saved["method"] != stage.method:
             raise ValueError(f"{resume_from}: was trained with another method or policy config; cannot resume it")
         if saved["step"] >= stage.steps:
-            return resume_from
+            return StageResult(resume_from, load_policy(resume_from))
     end = stage.steps if stop_at is None else min(stop_at, stage.steps)
 
     torch.manual_seed(stage.seed)  # identical initial weights on every rank and in every rerun
@@ -315,7 +323,7 @@ def run_stage(
     finally:
         bar.close()
         log.close()
-    return last if last is not None else resolve_checkpoint(stage_dir)
+    return StageResult(last if last is not None else resolve_checkpoint(stage_dir), policy.eval())
 
 
 def stage_data_for(stage: StageConfig, backend: DataBackend | None = None) -> tuple[Policy, StageData]:
