@@ -33,7 +33,7 @@ def _training_image_size(config: dict[str, Any], cameras: tuple[str, ...]) -> tu
 
 
 def checkpoint_io_spec(path: str | Path, *, image_size: tuple[int, int] | None = None) -> IOSpec:
-    """The observation/action contract of a checkpoint (directory, or stage/run directory with `last`).
+    """The observation/action contract of a control checkpoint (directory, or stage/run directory with `last`).
 
     `image_size` overrides the training data's image size (needed when that dataset is not on this machine).
     """
@@ -47,6 +47,9 @@ def checkpoint_io_spec(path: str | Path, *, image_size: tuple[int, int] | None =
         raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
     policy_config = config["policy_config"]
     objective = policy_config.get("objective", CONTROL_OBJECTIVE)
+    kind = EEF_POSE if objective == CONTROL_OBJECTIVE else str(objective)
+    # Before the image size: a pre-training checkpoint must get the "wrong kind" error, not a data question.
+    require_eef_actions(kind, str(config["method"]), path)
     cameras = tuple(dict.fromkeys(policy_config.get("cameras", ())))  # pool slots may repeat a camera
     if not cameras:
         raise ValueError(f"checkpoint {str(path)!r}: policy_config.cameras is empty; cannot tell what to observe")
@@ -59,17 +62,16 @@ def checkpoint_io_spec(path: str | Path, *, image_size: tuple[int, int] | None =
                 "pass the (H, W) the robot's cameras deliver explicitly"
             )
         size = (side, side)
-    kind = EEF_POSE if objective == CONTROL_OBJECTIVE else str(objective)
     return IOSpec(cameras=cameras, image_size=size, state_dim=STATE_DIM, action_kind=kind, method=config["method"])
 
 
-def require_eef_actions(spec: IOSpec, path: str | Path) -> None:
-    """Refuse checkpoints whose policy cannot drive the robot (e.g. a points pre-training stage)."""
-    if spec.action_kind != EEF_POSE:
+def require_eef_actions(action_kind: str, method: str, source: str | Path) -> None:
+    """Refuse policies that cannot drive the robot (e.g. a checkpoint of a points pre-training stage)."""
+    if action_kind != EEF_POSE:
         raise ValueError(
-            f"checkpoint {str(path)!r} is a {spec.method!r} '{spec.action_kind}' pre-training checkpoint: its policy "
-            f"predicts {spec.action_kind}, not end-effector poses ({EEF_POSE!r}); evaluate or serve a checkpoint of "
-            f"the control stage (policy_config.objective = {CONTROL_OBJECTIVE!r}) instead"
+            f"{str(source)!r} is a {method!r} '{action_kind}' pre-training policy: it predicts {action_kind}, not "
+            f"end-effector poses ({EEF_POSE!r}); evaluate or serve a checkpoint of the control stage "
+            f"(policy_config.objective = {CONTROL_OBJECTIVE!r}) instead"
         )
 
 

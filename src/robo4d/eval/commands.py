@@ -1,0 +1,160 @@
+"""`robo4d eval`: closed-loop evaluation of a checkpoint (or a served policy) in the embedded Meta-World world.
+
+    robo4d eval --checkpoint runs/arm4r/control --tasks reach-v3 push-v3 --episodes 25 --seeds 0 1 2
+    robo4d eval --remote ws://127.0.0.1:8000 --chain reach-v3,push-v3 --chain reach-v3,drawer-open-v3
+
+Writes <out>/eval_info.json, <out>/success.png and <out>/videos/<task>/*.mp4. Torch, the policy and the world
+are imported in `run()` only, so `robo4d eval --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robo4d.eval.controller import ControllerConfig
+from robo4d.eval.runtime import RuntimeConfig
+
+API_KEY_ENV = "ROBO4D_API_KEY"  # used for --remote when --api-key is not given
+
+
+def valid_tasks() -> tuple[str, ...]:
+    """Task names the embedded world can run (robot tasks first)."""
+    from robo4d.world import tasks
+
+    return tuple(dict.fromkeys((*tasks.ROBOT_TASKS, *tasks.HUMAN_TASKS)))
+
+
+def check_task_names(names: tuple[str, ...], valid: tuple[str, ...]) -> None:
+    from robo4d.methods.base import unknown_name_message
+
+    for name in names:
+        if name not in valid:
+            raise ValueError(unknown_name_message("task", name, valid))
+
+
+def held_out_seed(eval_seed: int, episode: int) -> int:
+    """The world's held-out initial-state seed of an evaluation episode (never a training demo's seed)."""
+    from robo4d.world import tasks
+
+    return tasks.eval_seed(eval_seed, episode)
+
+
+def make_world_env(task: str, seed: int, *, image_size: tuple[int, int], cameras: tuple[str, ...]) -> Any:
+    from robo4d.world.env import WorldEnv
+
+    return WorldEnv(task, seed=seed, image_size=image_size, cameras=cameras)
+
+
+def read_chain_file(path: Path) -> list[tuple[str, ...]]:
+    """One chain per line, subtasks separated by commas; blank lines and '#' comments are skipped."""
+    if not path.is_file():
+        raise ValueError(f"--chain-file {str(path)!r}: no such file")
+    chains = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            chain = tuple(t.strip() for t in line.split(","))
+            if not all(chain):
+                raise ValueError(f"{path}:{n}: empty task name in chain {line!r}")
+            chains.append(chain)
+    return chains
+
+
+@dataclass(frozen=True)
+class EvalCommand:
+    """Roll a policy out on held-out initial states and report success per task (or per chain)."""
+
+    checkpoint: Path | None = None  # control-stage checkpoint (or stage/run dir); not with --remote
+    remote: str | None = None  # evaluate the policy served at this URL instead, e.g. ws://127.0.0.1:8000
+    api_key: str | None = None  # API key of the --remote server (default: $ROBO4D_API_KEY)
+    tasks: tuple[str, ...] = ()  # tasks to evaluate (default: every robot task of the world)
+    chain: tuple[str, ...] = ()  # chain mode: comma-separated subtasks per chain, e.g. reach-v3,push-v3
+    chain_file: Path | None = None  # chain mode: a file with one comma-separated chain per line
+    episodes: int = 10  # episodes per task (runs per chain) per evaluation seed
+    seeds: tuple[int, ...] = (0,)  # evaluation seeds (each picks its own held-out initial states)
+    max_steps: int | None = None  # step budget per episode / subtask (default: the world's per-task budget)
+    out: Path = Path("outputs/eval")  # output directory
+    workers: int = 2  # parallel rollout processes, each loading the policy once
+    videos_per_task: int = 2  # rollout mp4s kept per task (per chain)
+    video_camera: str = "front"  # camera recorded in the videos
+    image_size: tuple[int, int] | None = None  # (H, W) rendered; default: the checkpoint's training images
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # ensembling / chunking, gripper threshold
+    controller: ControllerConfig = field(default_factory=ControllerConfig)  # target -> Meta-World action gains
+
+    def plan(self) -> tuple[Any, Any, Any]:
+        """(EvalConfig, make_policy, make_env), validated; raises ValueError naming the bad argument."""
+        from robo4d.eval.evaluate import EvalConfig
+        from robo4d.eval.policy_source import (
+            checkpoint_io_spec,
+            connect_remote_policy,
+            load_local_policy,
+            require_eef_actions,
+        )
+
+        if (self.checkpoint is None) == (self.remote is None):
+            raise ValueError("give exactly one of --checkpoint (evaluate locally) or --remote (a served policy)")
+        if self.remote is not None:
+            from robo4d.serve.client import PolicyClient
+
+            api_key = self.api_key or os.environ.get(API_KEY_ENV) or None
+            with PolicyClient(self.remote, api_key=api_key) as probe:
+                spec = probe.spec
+            require_eef_actions(spec.action_kind, spec.method, self.remote)
+            make_policy = functools.partial(connect_remote_policy, self.remote, api_key)
+        else:
+            spec = checkpoint_io_spec(self.checkpoint, image_size=self.image_size)
+            make_policy = functools.partial(load_local_policy, str(self.checkpoint))
+
+        chains = [tuple(t.strip() for t in c.split(",")) for c in self.chain]
+        if self.chain_file is not None:
+            chains += read_chain_file(self.chain_file)
+        if chains and self.tasks:
+            raise ValueError("--tasks and --chain/--chain-file are exclusive: evaluate single tasks or chains")
+        valid = valid_tasks()
+        tasks = self.tasks or (() if chains else valid_robot_tasks())
+        check_task_names(tuple(tasks) + tuple(t for c in chains for t in c), valid)
+        config = EvalConfig(
+            tasks=tuple(tasks),
+            chains=tuple(chains),
+            episodes=self.episodes,
+            seeds=self.seeds,
+            max_steps=self.max_steps,
+            workers=self.workers,
+            videos_per_task=self.videos_per_task,
+            video_camera=self.video_camera,
+            runtime=self.runtime,
+            controller=self.controller,
+        )
+        cameras = tuple(dict.fromkeys((*spec.cameras, self.video_camera)))
+        image_size = self.image_size or spec.image_size
+        make_env = functools.partial(make_world_env, image_size=image_size, cameras=cameras)
+        return config, make_policy, make_env
+
+    def run(self) -> None:
+        from robo4d.eval.evaluate import evaluate
+        from robo4d.eval.report import EVAL_INFO_FILE
+
+        config, make_policy, make_env = self.plan()
+        info = evaluate(config, make_policy, make_env, held_out_seed, self.out)
+        agg = info["aggregated"]
+        if config.chain_mode:
+            print(f"avg_len {agg['avg_len']:.2f}  success_at {agg['success_at']}  ({agg['n_runs']} runs)")
+        else:
+            for task in info["per_task"]:
+                print(f"{task['task']:<32} {task['metrics']['pc_success']:6.1f}%")
+            print(f"{'overall':<32} {agg['pc_success']:6.1f}% (mean over seeds {agg['pc_success_mean']:.1f} "
+                  f"± {agg['pc_success_std']:.1f})")  # fmt: skip
+        print(f"wrote {self.out / EVAL_INFO_FILE} in {agg['eval_s']:.1f} s")
+
+
+def valid_robot_tasks() -> tuple[str, ...]:
+    from robo4d.world import tasks
+
+    return tuple(tasks.ROBOT_TASKS)
+
+
+COMMAND = EvalCommand

@@ -1,0 +1,99 @@
+"""`robo4d eval` / `robo4d serve` argument handling: bad checkpoints, bad task names, chain files, remote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eval_fakes import GoalPolicy
+
+from robo4d import cli
+from robo4d.eval import commands
+from robo4d.eval.commands import EvalCommand, read_chain_file
+from robo4d.eval.policy_source import checkpoint_io_spec
+from robo4d.serve.commands import ServeCommand
+from robo4d.serve.protocol import IOSpec
+from robo4d.serve.server import PolicyServer, ServerConfig
+
+TASKS = ("reach-v3", "push-v3", "drawer-open-v3")
+
+
+@pytest.fixture(autouse=True)
+def fake_world_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "valid_tasks", lambda: TASKS)
+    monkeypatch.setattr(commands, "valid_robot_tasks", lambda: TASKS[:2])
+
+
+def write_checkpoint(root: Path, objective: str, image_size: int | None = 64) -> Path:
+    root.mkdir(parents=True)
+    policy_config = {"objective": objective, "cameras": ["front", "wrist"], "image_size": image_size}
+    config = {"format_version": 1, "method": "arm4r", "policy_config": policy_config, "stage": {}, "step": 1}
+    (root / "config.json").write_text(json.dumps(config))
+    return root
+
+
+def test_missing_checkpoint_path_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nope.*no such file or directory"):
+        EvalCommand(checkpoint=tmp_path / "nope").plan()
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        EvalCommand(checkpoint=tmp_path).plan()
+
+
+def test_points_checkpoint_is_refused_for_eval_and_serve(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "stage1", "points", image_size=None)
+    with pytest.raises(ValueError, match="'points' pre-training policy.*eef_pose.*control"):
+        EvalCommand(checkpoint=ckpt).plan()
+    with pytest.raises(ValueError, match="'points' pre-training policy"):
+        ServeCommand(checkpoint=ckpt).run()
+
+
+def test_unknown_task_names_suggest_the_closest(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "ctl", "control")
+    with pytest.raises(ValueError, match="unknown task 'reach-v2'; did you mean 'reach-v3'.*push-v3"):
+        EvalCommand(checkpoint=ckpt, tasks=("reach-v2",)).plan()
+    with pytest.raises(ValueError, match="unknown task 'pushh-v3'"):
+        EvalCommand(checkpoint=ckpt, chain=("reach-v3,pushh-v3",)).plan()
+
+
+def test_plan_defaults_to_robot_tasks_and_reads_chain_files(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "ctl", "control")
+    config, _, make_env = EvalCommand(checkpoint=ckpt, workers=1).plan()
+    assert config.tasks == TASKS[:2] and make_env.keywords == {"image_size": (64, 64), "cameras": ("front", "wrist")}
+    chain_file = tmp_path / "chains.txt"
+    chain_file.write_text("# two chains\nreach-v3, push-v3\n\ndrawer-open-v3,reach-v3  # comment\n")
+    config, _, _ = EvalCommand(checkpoint=ckpt, chain=("push-v3",), chain_file=chain_file).plan()
+    assert config.chains == (("push-v3",), ("reach-v3", "push-v3"), ("drawer-open-v3", "reach-v3"))
+    chain_file.write_text("reach-v3,,push-v3\n")
+    with pytest.raises(ValueError, match="chains.txt:1: empty task name"):
+        read_chain_file(chain_file)
+
+
+def test_checkpoint_and_remote_are_exclusive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one of --checkpoint"):
+        EvalCommand().plan()
+
+
+def test_remote_plan_reads_the_servers_metadata() -> None:
+    spec = IOSpec(cameras=("front",), image_size=(32, 48), state_dim=8, action_kind="points", method="arm4r")
+    with PolicyServer(GoalPolicy, spec, ServerConfig(port=0)).start_in_thread() as server:
+        with pytest.raises(ValueError, match="'points' pre-training policy"):
+            EvalCommand(remote=server.url).plan()
+
+
+def test_image_size_falls_back_to_the_training_dataset(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "ctl", "control", image_size=None)
+    with pytest.raises(ValueError, match="training dataset is not reachable"):
+        checkpoint_io_spec(ckpt)
+    data = tmp_path / "data"
+    (data / "meta").mkdir(parents=True)
+    (data / "meta/info.json").write_text(json.dumps({"features": {"observation.images.front": {"shape": [48, 64, 3]}}}))
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "datasets": [{"root": str(data)}]}))
+    assert checkpoint_io_spec(ckpt).image_size == (48, 64)
+    assert checkpoint_io_spec(ckpt, image_size=(8, 8)).image_size == (8, 8)
+
+
+def test_cli_dispatches_to_the_eval_command(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no such file"):
+        cli.main(["eval", "--checkpoint", str(tmp_path / "missing"), "--tasks", "reach-v3", "--episodes", "3"])
