@@ -23,9 +23,9 @@ def tapvid_2d(
     gt_visible: np.ndarray,
     *,
     image_size: tuple[int, int],
-    query_frame: int = 0,
+    query_frame: int | None = 0,
 ) -> dict[str, float]:
-    """TAP-Vid metrics for one or more clips stacked along N.
+    """TAP-Vid metrics. Several clips can be stacked along T after dropping their query frames (query_frame=None).
 
     pred_uv, gt_uv (T, N, 2) pixels; pred_visible, gt_visible (T, N) bool; image_size (H, W).
     Returns delta_<x>px, delta_avg, jaccard_<x>px, average_jaccard, occlusion_accuracy (fractions in [0, 1]).
@@ -34,7 +34,8 @@ def tapvid_2d(
     scale = np.array([TAPVID_SIZE / width, TAPVID_SIZE / height])
     dist = np.linalg.norm((pred_uv - gt_uv) * scale, axis=-1)  # (T, N) in 256x256 pixels
     evaluated = np.ones(gt_visible.shape, bool)
-    evaluated[query_frame] = False
+    if query_frame is not None:
+        evaluated[query_frame] = False
     gt_vis = gt_visible & evaluated
     pred_vis = pred_visible & evaluated
     out: dict[str, float] = {}

@@ -96,6 +96,7 @@ class Tracks:
 
     points: np.ndarray  # (T, N, 3) float32 in the configured format / frame
     visible: np.ndarray  # (T, N) bool
+    uv: np.ndarray  # (T, N, 2) float32 the 2D tracks (tracker's last estimate where lost)
     lost_by_tracker: int  # point-frames the 2D tracker lost (incl. forward-backward failures)
     invalid_depth: int  # tracked point-frames whose depth was NaN / inf / <= 0 / outside the image
     on_depth_edge: int  # tracked point-frames with valid depth rejected by the discontinuity filter
@@ -137,6 +138,7 @@ def extract_episode(
     return Tracks(
         points=hold_last_valid(values, visible).astype(np.float32),
         visible=visible,
+        uv=uv,
         lost_by_tracker=int((~tracked).sum()),
         invalid_depth=int((tracked & ~depth_ok).sum()),
         on_depth_edge=int((tracked & edge).sum()),

@@ -1,0 +1,115 @@
+"""Quality and speed of the track extractor against the embedded world's ground truth; prints JSON.
+
+    python benchmarks/extract.py                      # generates tiny human datasets at 128 and 256 px
+    python benchmarks/extract.py --dataset D [D ...]  # or scores existing datasets with ground truth
+
+Per dataset and setting (FB check on / off): TAP-Vid 2D metrics (pixel thresholds defined at 256x256;
+positions are rescaled to 256x256 before thresholding, see extract/metrics.py), 3D end-point error in metres
+over point-frames visible in ground truth AND predicted visible (an invisible prediction makes no 3D claim;
+`coverage` says how many ground-truth-visible point-frames were claimed), for all points and for points on
+moving bodies (world-frame motion > 1 cm while visible), and speed on one core (OpenCV and torch limited to
+one thread): frames/s and points*frames/s of tracking + depth + lifting, excluding video decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robo4d import types
+from robo4d.extract.depth import SensorDepth
+from robo4d.extract.metrics import epe_3d, finite_or_none, moving_points, project, tapvid_2d
+from robo4d.extract.pipeline import EpisodeInput, LiftConfig, extract_episode
+from robo4d.extract.trackers import LKConfig
+
+CAMERA = types.CAM_EGO
+SETTINGS = {"fb_on": LKConfig(), "fb_off": LKConfig(fb_threshold=None)}
+
+
+def generate(out: Path, size: int) -> Path:
+    """A tiny human dataset from the world package's generator (its own CLI, so its defaults apply)."""
+    root = out / f"human_{size}"
+    cmd = [sys.executable, "-m", "robo4d.cli", "world", "human", "--preset", "tiny", "--out", str(root),
+           "--image-size", str(size)]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return root
+
+
+def score_dataset(root: Path, grid: int, max_episodes: int) -> dict:
+    from robo4d.data.reader import Dataset
+
+    dataset = Dataset(root)
+    keys = [types.image_key(CAMERA), types.depth_key(CAMERA), types.intrinsics_key(CAMERA),
+            types.extrinsics_key(CAMERA), types.gt_points_key(CAMERA), types.gt_points_visible_key(CAMERA)]  # fmt: skip
+    episodes = [dataset.read_episode(e, keys) for e in range(min(dataset.num_episodes, max_episodes))]
+    height, width = episodes[0][types.image_key(CAMERA)].shape[1:3]
+    result: dict = {"dataset": str(root), "episodes": len(episodes), "image": [height, width], "grid": grid}
+    for name, lk in SETTINGS.items():
+        result[name] = score_setting(episodes, lk, LiftConfig(grid=grid))
+    return result
+
+
+def score_setting(episodes: list[dict], lk: LKConfig, lift: LiftConfig) -> dict:
+    tracker = lk.build()
+    pred_uv, pred_vis, gt_uv, gt_vis, pred_xyz, gt_xyz, moving = [], [], [], [], [], [], []
+    seconds = frames = 0.0
+    for data in episodes:
+        ep = EpisodeInput(
+            source="bench",
+            frames=data[types.image_key(CAMERA)],
+            intrinsics=data[types.intrinsics_key(CAMERA)],
+            depth=data[types.depth_key(CAMERA)],
+        )
+        start = time.perf_counter()
+        tracks = extract_episode(ep, tracker=tracker, depth_source=SensorDepth(), config=lift)
+        seconds += time.perf_counter() - start
+        frames += len(ep.frames)
+        k = np.broadcast_to(ep.intrinsics, (len(ep.frames), 3, 3))
+        gt = data[types.gt_points_key(CAMERA)]  # (T, N, 3) camera frame
+        vis = data[types.gt_points_visible_key(CAMERA)].astype(bool)
+        world = np.einsum("tij,tnj->tni", data[types.extrinsics_key(CAMERA)][:, :3, :3], gt)
+        world += data[types.extrinsics_key(CAMERA)][:, None, :3, 3]
+        # Frame 0 is the query frame (TAP-Vid does not score it); dropping it lets episodes stack along T.
+        pred_uv.append(tracks.uv[1:]), pred_vis.append(tracks.visible[1:])
+        gt_uv.append(project(gt, k)[1:]), gt_vis.append(vis[1:])
+        pred_xyz.append(tracks.points[1:]), gt_xyz.append(gt[1:])
+        moving.append(np.broadcast_to(moving_points(world, vis), vis[1:].shape))
+    cat = [np.concatenate(x, axis=0) for x in (pred_uv, pred_vis, gt_uv, gt_vis, pred_xyz, gt_xyz, moving)]
+    p_uv, p_vis, g_uv, g_vis, p_xyz, g_xyz, mov = cat  # (sum of T-1, N, ...)
+    size = episodes[0][types.image_key(CAMERA)].shape[1:3]
+    return {
+        "2d": tapvid_2d(p_uv, p_vis, g_uv, g_vis, image_size=size, query_frame=None),
+        "3d_all": finite_or_none(epe_3d(p_xyz, g_xyz, g_vis & p_vis)),
+        "3d_moving": finite_or_none(epe_3d(p_xyz, g_xyz, g_vis & p_vis & mov)),
+        "coverage": float((g_vis & p_vis).sum() / max(g_vis.sum(), 1)),
+        "moving_point_fraction": float(mov[0].mean()),
+        "speed": {"frames_per_s": frames / seconds, "points_frames_per_s": frames * p_vis.shape[1] / seconds},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, nargs="*", help="datasets with ground truth (default: generate)")
+    parser.add_argument("--grid", type=int, default=36)
+    parser.add_argument("--max-episodes", type=int, default=8)
+    args = parser.parse_args()
+
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = args.dataset or [generate(Path(tmp), size) for size in (128, 256)]
+        print(json.dumps([score_dataset(r, args.grid, args.max_episodes) for r in roots], indent=2))
+
+
+if __name__ == "__main__":
+    main()
