@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +124,41 @@ def test_incomplete_or_inconsistent_sources_fail_and_leave_nothing(tmp_path, enc
     with pytest.raises(FeatureCacheError, match=message):
         FeatureCache(tmp_path).image_tokens(BrokenFrames(indices), "ego", encoder, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lookup_pickles_as_a_path_and_returns_float32_rows(tmp_path: Path, encoder) -> None:
+    source = SyntheticFrames([2, 3])
+    cache = FeatureCache(tmp_path)
+    lookup = cache.lookup(source, "ego", encoder, progress=False)
+    table = cache.image_tokens(source, "ego", encoder, progress=False)
+    rows = lookup(np.array([[4, 0], [1, 1]]))
+    assert rows.shape == (2, 2, 4, 1280) and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows[0, 0], table[4].astype(np.float32))
+    clone = pickle.loads(pickle.dumps(lookup))
+    assert len(pickle.dumps(lookup)) < 1000  # the path, not the table
+    np.testing.assert_array_equal(clone(np.array([3])), lookup(np.array([3])))
+
+
+def test_reads_a_lerobot_dataset_through_the_reader(tmp_path: Path, encoder) -> None:
+    reader = pytest.importorskip("robo4d.data.reader")
+    from robo4d.data.features import Feature
+    from robo4d.data.writer import DatasetWriter
+    from robo4d.types import image_key
+
+    rng = np.random.default_rng(0)
+    key = image_key("ego")
+    writer = DatasetWriter(
+        tmp_path / "ds",
+        fps=10,
+        features={key: Feature(dtype="video", shape=(SIZE, SIZE, 3), names=("height", "width", "channels"))},
+        robot_type=None,
+    )
+    # The first episode is long enough for x264 to emit packets (its mp4 exists on disk) before the second.
+    for length in (45, 4):
+        writer.add_episode({key: rng.integers(0, 256, (length, SIZE, SIZE, 3), dtype=np.uint8)}, task="wave")
+    dataset = reader.Dataset(writer.finalize())
+    tokens = FeatureCache(tmp_path / "cache").image_tokens(dataset, "ego", encoder, progress=False)
+    assert tokens.shape == (49, 4, 1280)
+    decoded = dataset.read_episode(1, [key])[key]  # frames as the reader decodes them (lossy video)
+    exact = encoder.encode(torch.from_numpy(decoded)).numpy()
+    np.testing.assert_allclose(tokens[45:].astype(np.float32), exact, atol=6 * 2.0**-11 + 1e-5, rtol=0)

@@ -3,7 +3,8 @@
 ARM4R's release re-ran its frozen ViT for every sample at every step; here the tokens of each frame are
 computed once and training reads rows of a memory map by the dataset's global frame `index`.
 
-Layout: `<cache_dir>/<camera>--<encoder name>--<key>/` holding `tokens.npy` ((num_frames, L, C) float16) and
+Layout (cache_dir defaults to $ROBO4D_CACHE_DIR, else ~/.cache/robo4d/features):
+`<cache_dir>/<camera>--<encoder name>--<key>/` holding `tokens.npy` ((num_frames, L, C) float16) and
 `meta.json` (what was encoded: dataset identity, camera, encoder name, shape, format version). The key
 hashes the same fields, so a changed dataset, encoder, weights or resolution gets a fresh entry. An entry is
 built in a temporary sibling directory and renamed into place only when complete, so a crash never leaves a
@@ -40,7 +41,14 @@ META_FILE = "meta.json"
 DTYPE = np.float16
 F16_MAX = float(np.finfo(np.float16).max)
 
+CACHE_DIR_ENV = "ROBO4D_CACHE_DIR"
+
 log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """$ROBO4D_CACHE_DIR, else ~/.cache/robo4d/features: outside datasets, which are published read-only."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "robo4d" / "features")
 
 
 class FeatureCacheError(RuntimeError):
@@ -112,8 +120,8 @@ class CacheEntry:
 class FeatureCache:
     """Token tables of frozen image encoders under one directory (safe to share between runs)."""
 
-    def __init__(self, cache_dir: str | Path) -> None:
-        self.cache_dir = Path(cache_dir)
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     def entry(self, source: FrameSource, camera: str, encoder: ImageEncoder) -> CacheEntry:
         meta = {
@@ -154,6 +162,14 @@ class FeatureCache:
             shutil.rmtree(entry.directory)
         self._build(entry, source, encoder, batch_size=batch_size, progress=progress)
         return np.load(entry.tokens_path, mmap_mode="r")
+
+    def lookup(
+        self, dataset: Any, camera: str, encoder: ImageEncoder, *, batch_size: int = 64, progress: bool = True
+    ) -> TokenLookup:
+        """A picklable `indices -> (..., L, C) float32` function over the token table (built if needed), the
+        shape `Policy.frame_sources` returns."""
+        table = self.image_tokens(dataset, camera, encoder, batch_size=batch_size, progress=progress)
+        return TokenLookup(Path(table.filename), table.shape)
 
     def _build(
         self, entry: CacheEntry, source: FrameSource, encoder: ImageEncoder, *, batch_size: int, progress: bool
@@ -228,3 +244,22 @@ def _validate(entry: CacheEntry) -> str | None:
     if table.shape != entry.shape or table.dtype != DTYPE:
         return f"{TOKENS_FILE} holds {table.dtype} {table.shape}, expected {np.dtype(DTYPE).name} {entry.shape}"
     return None
+
+
+class TokenLookup:
+    """Rows of a cached token table by global frame index. Pickles as its path (a numpy memmap would pickle
+    its whole content), so DataLoader workers each open the file once, lazily."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.shape = shape  # (num_frames, L, C)
+        self._table: np.ndarray | None = None
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        """indices: (...) int global frame indices -> (..., L, C) float32."""
+        if self._table is None:
+            self._table = np.load(self.path, mmap_mode="r")
+        return self._table[np.asarray(indices, dtype=np.int64)].astype(np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "shape": self.shape, "_table": None}
