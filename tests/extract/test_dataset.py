@@ -11,6 +11,8 @@ from robo4d.data.writer import DatasetWriter
 from robo4d.extract import runner
 from robo4d.extract.errors import ExtractError
 from robo4d.extract.pipeline import LiftConfig
+from robo4d.extract.queries import grid_queries
+from robo4d.extract.viz import render_episode
 
 # T > 40: data.writer (as of this commit) stats the mp4 before x264 (40-frame lookahead) has flushed any packet.
 SIZE, T, EPISODES = 32, 48, 3
@@ -28,11 +30,15 @@ def dataset_root(tmp_path_factory):
         types.image_key("side"): video,  # no depth
         types.intrinsics_key("side"): Feature(dtype="float32", shape=(3, 3)),
         types.image_key("bare"): video,  # no intrinsics
+        types.gt_points_key("ego"): Feature(dtype="float32", shape=(16, 3)),
+        types.gt_points_visible_key("ego"): Feature(dtype="bool", shape=(16,)),
     }
     writer = DatasetWriter(root, fps=10, features=features, robot_type=None)
     for ep in range(EPISODES):
         frames = translating_clip(T, SIZE, (0.5 * ep, 0.25), seed=ep)
         k = np.broadcast_to(pinhole(SIZE, 40.0), (T, 3, 3))
+        uv = grid_queries(SIZE, SIZE, 4)[None] + np.arange(T)[:, None, None] * np.float32([0.5 * ep, 0.25])
+        gt = np.concatenate([(uv - SIZE / 2) / 40.0 * (1 + ep), np.full((T, 16, 1), 1.0 + ep)], -1)
         writer.add_episode(
             {
                 types.image_key("ego"): frames,
@@ -41,6 +47,8 @@ def dataset_root(tmp_path_factory):
                 types.image_key("side"): frames,
                 types.intrinsics_key("side"): k,
                 types.image_key("bare"): frames,
+                types.gt_points_key("ego"): gt.astype(np.float32),
+                types.gt_points_visible_key("ego"): np.ones((T, 16), bool),
             },
             task="wave",
         )
@@ -79,3 +87,15 @@ def test_camera_errors(dataset_root):
         runner.extract_shard(dataset_root, "side", SETTINGS)
     with pytest.raises(ExtractError, match="--depth model needs local weights"):
         runner.ExtractSettings(depth="model")
+
+
+def test_viz_writes_video_and_scatter(dataset_root, tmp_path):
+    video, png = render_episode(dataset_root, 1, "ego", tmp_path, key="ground_truth.points", trail=4)
+    assert video.stat().st_size > 0 and png.stat().st_size > 0
+
+
+def test_viz_rejects_missing_tracks_and_unknown_keys(dataset_root, tmp_path):
+    with pytest.raises(ExtractError, match="run `robo4d extract tracks` first"):
+        render_episode(dataset_root, 0, "side", tmp_path, key="ground_truth.points", trail=4)
+    with pytest.raises(ExtractError, match="--key must be one of"):
+        render_episode(dataset_root, 0, "ego", tmp_path, key="observation.images", trail=4)
