@@ -62,8 +62,9 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[l
 
 
 def merge_stats(parts: list[tuple[dict[str, dict[str, np.ndarray]], int]]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-feature stats of several datasets as one (exact for mean, std, min, max and count), weighting by
-    frame count. Features not shared by all datasets are left out: no single set of stats describes them."""
+    """Per-feature stats of several datasets as one, weighting by frame count: exact for mean, std, min, max
+    and count; quantiles are count-weighted means (LeRobot's approximation). Features not shared by all
+    datasets are left out: no single set of stats describes them."""
     if len(parts) == 1:
         return parts[0][0]
     merged: dict[str, dict[str, np.ndarray]] = {}
@@ -88,6 +89,9 @@ def merge_stats(parts: list[tuple[dict[str, dict[str, np.ndarray]], int]]) -> di
             out["max"] = np.max([s[key]["max"] for s, _ in parts], axis=0)
         if "count" in names:
             out["count"] = np.sum([s[key]["count"] for s, _ in parts], axis=0)
+        for name in sorted(names - {"mean", "std", "min", "max", "count"}):  # quantiles: as LeRobot pools them
+            out[name] = sum(w * np.asarray(s[key][name], np.float64) for w, (s, _) in zip(weights, parts, strict=True))
+            out[name] = out[name].astype(np.float32)
         merged[key] = out
     return merged
 

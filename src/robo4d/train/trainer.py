@@ -326,6 +326,27 @@ def run_stage(
     return StageResult(last if last is not None else resolve_checkpoint(stage_dir), policy.eval())
 
 
+def run_stages(
+    stages: tuple[StageConfig, ...] | list[StageConfig],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    parallel: str = "none",
+    progress: bool = True,
+    backend: DataBackend | None = None,
+) -> list[StageResult]:
+    """Run stages in order into one run directory; complete stages are skipped (so a re-run picks up where
+    the last one stopped), an incomplete one needs `resume`."""
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique within a run, got {names}")
+    return [
+        run_stage(s, run_dir, resume=resume or stage_complete(Path(run_dir), s), parallel=parallel,
+                  progress=progress, backend=backend)
+        for s in stages
+    ]  # fmt: skip
+
+
 def stage_data_for(stage: StageConfig, backend: DataBackend | None = None) -> tuple[Policy, StageData]:
     """The freshly built policy and its opened data for a stage (benchmarks and inspection use this)."""
     torch.manual_seed(stage.seed)
