@@ -85,7 +85,7 @@ def test_chunks_of_the_wrong_kind_or_shape_are_refused() -> None:
 
 
 def test_controller_scales_clips_and_maps_the_gripper() -> None:
-    cfg = ControllerConfig()
+    cfg = ControllerConfig(gain=1.0)
     state = np.array([0.1, 0.6, 0.2, *QUAT, 1.0])
     target = np.array([0.105, 0.55, 0.2, *QUAT, 0.0])  # +5 mm x, -5 cm y, closed
     np.testing.assert_allclose(metaworld_action(target, state, cfg), [0.5, -1.0, 0.0, 1.0], atol=1e-6)
