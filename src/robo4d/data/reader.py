@@ -118,6 +118,10 @@ class Dataset:
     def data_file(self, ep: int) -> Path:
         return self._meta.data_file[self._check_ep(ep)]
 
+    def data_row_offset(self, ep: int) -> int:
+        """Row of the episode's first frame within its data file."""
+        return int(self._meta.row_offset[self._check_ep(ep)])
+
     def video_file(self, ep: int, key: str) -> Path:
         return self._meta.video_file[key][self._check_ep(ep)]
 
