@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import torch
-from train_toy import TOY_BACKEND, ToyConfig, toy_stage
+from train_toy import TOY_BACKEND, ToyConfig, ToyDataset, ToyPolicy, ToyWindows, toy_stage
 
 from robo4d.train.checkpoint import load_policy, read_config, resolve_checkpoint
-from robo4d.train.loader import MissingFeaturesError, split_episodes
+from robo4d.train.loader import DataBackend, MissingFeaturesError, split_episodes
 from robo4d.train.metrics_log import read_records
 from robo4d.train.trainer import TrainingDiverged, run_stage, stage_complete
 from robo4d.train.weight_map import INIT, WeightMap, WeightMapError, WeightRule, keep_except, load_all
@@ -114,3 +115,20 @@ def test_metrics_records(toy_root: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in records] == [2, 4]
     assert set(records[0]) >= {"step", "stage", "loss", "lr", "metrics", "samples_per_s", "val_loss"}
     assert all(r["val_loss"] is not None and r["stage"] == "s1" for r in records)
+
+
+def test_frame_source_keys_are_not_read_from_the_dataset(toy_root: Path, tmp_path: Path) -> None:
+    # A key the policy gets from frame_sources (e.g. cached image tokens) counts as present, and the window
+    # dataset is asked only for the remaining dataset keys.
+    seen: list[tuple[str, ...]] = []
+
+    def windows(dataset, *, keys, frame_sources, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append(keys)
+        assert set(frame_sources) == {"frozen.image_tokens.ego"}
+        return ToyWindows(dataset, keys=keys, frame_sources=frame_sources, **kw)
+
+    policy = ToyConfig(keys=("observation.state", "action", "frozen.image_tokens.ego"))
+    backend = DataBackend(open_dataset=ToyDataset, make_windows=windows)
+    with patch.object(ToyPolicy, "frame_sources", lambda self, ds: {"frozen.image_tokens.ego": lambda idx: idx}):
+        run_stage(toy_stage(toy_root, steps=1, policy=policy), tmp_path, backend=backend, progress=False)
+    assert seen and all(keys == ("observation.state", "action") for keys in seen)

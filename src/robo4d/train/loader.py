@@ -127,8 +127,9 @@ def open_stage_data(
         sources = policy.frame_sources(dataset)
         check_features(root, dataset, spec, set(sources))
         train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
+        keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = lambda eps, ds=dataset, fs=sources: backend.make_windows(  # noqa: E731
-            ds, keys=spec.keys, seq_len=spec.seq_len, horizon=spec.horizon, episodes=eps, frame_sources=fs
+            ds, keys=keys, seq_len=spec.seq_len, horizon=spec.horizon, episodes=eps, frame_sources=fs
         )
         trains.append(make(train_eps))
         if val_eps:
