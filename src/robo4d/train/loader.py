@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +129,12 @@ def open_stage_data(
         check_features(root, dataset, spec, set(sources))
         train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
-        make = lambda eps, ds=dataset, fs=sources: backend.make_windows(  # noqa: E731
-            ds, keys=keys, seq_len=spec.seq_len, horizon=spec.horizon, episodes=eps, frame_sources=fs
+        make = partial(
+            backend.make_windows, dataset, keys=keys, seq_len=spec.seq_len, horizon=spec.horizon, frame_sources=sources
         )
-        trains.append(make(train_eps))
+        trains.append(make(episodes=train_eps))
         if val_eps:
-            vals.append(make(val_eps))
+            vals.append(make(episodes=val_eps))
         stats.append((dataset.stats, int(dataset.num_frames)))
         identities.append(dataset_identity(root, dataset))
     return StageData(
