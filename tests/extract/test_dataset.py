@@ -1,5 +1,7 @@
 """Extraction over a real (tiny) LeRobot dataset written with data.writer: shards, merge, errors."""
 
+import shutil
+
 import numpy as np
 import pytest
 from conftest import pinhole, translating_clip
@@ -75,6 +77,7 @@ def test_shards_cover_the_dataset_and_merge_checks_them(dataset_root):
         runner.collect_shards(dataset_root, "ego", EPISODES)
     runner.extract_shard(dataset_root, "ego", SETTINGS, index=1, count=2)  # resumes: files are kept
     runner.collect_shards(dataset_root, "ego", EPISODES)
+    shutil.rmtree(dataset_root / runner.EXTRACT_DIR)  # the fixture is shared with the next tests
 
 
 def test_camera_errors(dataset_root):
@@ -99,3 +102,26 @@ def test_viz_rejects_missing_tracks_and_unknown_keys(dataset_root, tmp_path):
         render_episode(dataset_root, 0, "side", tmp_path, key="ground_truth.points", trail=4)
     with pytest.raises(ExtractError, match="--key must be one of"):
         render_episode(dataset_root, 0, "ego", tmp_path, key="observation.images", trail=4)
+
+
+def test_tracks_command_adds_columns_and_is_idempotent(dataset_root, tmp_path, capsys):
+    from robo4d.extract.commands import Tracks
+
+    out = tmp_path / "with_tracks"
+    Tracks(dataset=dataset_root, camera="ego", grid=4, out=out).run()
+    ds = Dataset(out)
+    data = ds.read_episode(1, [types.points_key("ego"), types.points_visible_key("ego"), types.gt_points_key("ego")])
+    points, visible = data[types.points_key("ego")], data[types.points_visible_key("ego")]
+    assert points.shape == (T, 16, 3) and visible.dtype == bool
+    err = np.linalg.norm(points - data[types.gt_points_key("ego")], axis=-1)[visible]
+    assert np.median(err) < 0.01  # same grid, same frame: the columns compare point by point
+    assert ds.robo4d_meta["extract"]["ego"] == runner.ExtractSettings(lift=LiftConfig(grid=4)).record()
+    assert not (out / runner.EXTRACT_DIR / "ego").exists() and not (dataset_root / runner.EXTRACT_DIR / "ego").exists()
+
+    capsys.readouterr()
+    Tracks(dataset=out, camera="ego", grid=4).run()
+    assert "nothing to do" in capsys.readouterr().out
+    with pytest.raises(ExtractError, match="made with other settings.*--overwrite"):
+        Tracks(dataset=out, camera="ego", grid=4, fb_threshold=2.0).run()
+    Tracks(dataset=out, camera="ego", grid=4, fb_threshold=2.0, overwrite=True).run()
+    assert Dataset(out).robo4d_meta["extract"]["ego"]["lk"]["fb_threshold"] == 2.0

@@ -259,11 +259,14 @@ def merge(root: Path, camera: str, *, out: Path | None = None, overwrite: bool =
             raise ExtractError(f"{shards.files[episode]}: tracks are {points.shape}, expected ({length}, {n}, 3)")
         return {types.points_key(camera): points, types.points_visible_key(camera): visible}
 
-    target = add_features(root, features, compute, out=out, overwrite=overwrite)
-    target = Path(target) if target is not None else Path(out or root)
+    target = Path(add_features(root, features, compute, out=out, overwrite=overwrite))
+    # Not atomic with the columns: a crash between the two leaves columns without a record, which the next run
+    # treats as "made some other way" (it asks for --overwrite) — never as a false match.
     _record_settings(target, camera, shards.settings)
-    for folder in shards.folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    for base in {root, target}:  # add_features hard-links extra files, shard folders included, into `out`
+        shutil.rmtree(base / EXTRACT_DIR / camera, ignore_errors=True)
+        if (base / EXTRACT_DIR).is_dir() and not any((base / EXTRACT_DIR).iterdir()):
+            (base / EXTRACT_DIR).rmdir()
     return target
 
 
