@@ -103,9 +103,8 @@ class Attention(nn.Module):
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, L+S, E)
             cached = k.shape[2] - s
             # New token i sits at position cached + i and may see every key up to and including that position.
-            allowed = torch.arange(k.shape[2], device=x.device)[None, :] <= cached + torch.arange(s, device=x.device)[
-                :, None
-            ]  # (S, L+S)
+            keys_at = torch.arange(k.shape[2], device=x.device)  # (L+S,)
+            allowed = keys_at[None, :] <= cached + torch.arange(s, device=x.device)[:, None]  # (S, L+S)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, S, E)
         return self.wo(out.transpose(1, 2).reshape(b, s, d)), (k, v)
 
