@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import pinhole, translating_clip
+from extract_fixtures import pinhole, translating_clip
 
 from robo4d import types
 from robo4d.data.features import Feature

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import translating_clip
+from extract_fixtures import translating_clip
 
 from robo4d.extract.depth_model import DepthAnythingDepth, DepthModelConfig
 from robo4d.extract.errors import ExtractError

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import pinhole, translating_clip
+from extract_fixtures import pinhole, translating_clip
 
 from robo4d.extract.depth import SensorDepth
 from robo4d.extract.errors import ExtractError

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import texture, translating_clip
+from extract_fixtures import texture, translating_clip
 
 from robo4d.extract.queries import grid_queries, reseed_frames
 from robo4d.extract.trackers import LKConfig, LKTracker, track_with_reseeding
