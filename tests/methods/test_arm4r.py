@@ -201,16 +201,13 @@ def test_base_parameter_counts_match_the_release(capsys: pytest.CaptureFixture[s
     assert "action_decoder: 37152" in lines and all(": " in line for line in lines)
 
 
-@pytest.mark.slow
-def test_base_forward_backward_with_random_vit() -> None:
+def test_base_forward_backward_with_random_vit(attach_fakes) -> None:
     from robo4d.nn.encoders import build_image_encoder
-
-    from .conftest import FakeTextEncoder
 
     cfg = replace(preset("arm4r-base", 1), seq_len=2)
     vit = build_image_encoder(cfg.image_encoder, random_init=True)
-    policy = ARM4RPolicy(cfg)
-    policy.use_encoders(image=vit, text=FakeTextEncoder(cfg.text_dim))
+    policy = attach_fakes(ARM4RPolicy(cfg))
+    policy.use_encoders(image=vit, text=policy.encoders().text)
     frames = torch.randint(0, 255, (3, 224, 224, 3), dtype=torch.uint8)
     batch = {
         types.PAD_MASK: torch.zeros(1, 3, dtype=torch.bool),
