@@ -218,3 +218,23 @@ def test_base_forward_backward_with_random_vit(attach_fakes) -> None:
     loss, _ = policy.compute_loss(batch)
     loss.backward()
     assert torch.isfinite(loss) and policy.model.proprio_encoder.fc1.weight.grad is not None
+
+
+class _TinyFrames:
+    """A FrameSource of two short episodes (the feature cache accepts any)."""
+
+    identity, num_frames = "tiny-frames-v1", 5
+
+    def episodes(self):
+        rng = np.random.default_rng(0)
+        yield np.arange(3), rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+        yield np.arange(3, 5), rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+
+
+def test_frame_sources_serve_cached_tokens(tmp_path, monkeypatch, attach_fakes) -> None:
+    monkeypatch.setenv("ROBO4D_CACHE_DIR", str(tmp_path))
+    policy = attach_fakes(ARM4RPolicy(preset("arm4r-tiny", 3)))
+    sources = policy.frame_sources(_TinyFrames())
+    assert set(sources) == {types.image_tokens_key("front"), types.image_tokens_key("wrist")}
+    tokens = sources[types.image_tokens_key("front")](np.array([4, 0]))
+    assert tokens.shape == (2, 16, 1280)

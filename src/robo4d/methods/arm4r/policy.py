@@ -90,8 +90,9 @@ class ARM4RPolicy(Policy):
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         from robo4d.nn.feature_cache import FeatureCache
 
-        cache = FeatureCache(dataset, self.encoders().image)
-        return {types.image_tokens_key(cam): cache.lookup(cam) for cam in dict.fromkeys(self.config.cameras)}
+        cache, image = FeatureCache(), self.encoders().image
+        cams = dict.fromkeys(self.config.cameras)
+        return {types.image_tokens_key(cam): cache.lookup(dataset, cam, image) for cam in cams}
 
     # ----------------------------------------------------------------------------------------- training
     def data_spec(self) -> DataSpec:
