@@ -49,7 +49,8 @@ def test_frame_sources_and_episode_subset(dataset_root: Path) -> None:
 def test_dataloader_with_two_workers(dataset_root: Path) -> None:
     ds = Dataset(dataset_root)
     windows = WindowDataset(ds, keys=KEYS, seq_len=3, horizon=2)
-    loader = torch.utils.data.DataLoader(windows, batch_size=8, num_workers=2, shuffle=False)
+    windows[0]  # the parent opens decoders first: forked workers must neither reuse nor close them (hang)
+    loader = torch.utils.data.DataLoader(windows, batch_size=8, num_workers=2, shuffle=False, timeout=60)
     states = []
     for batch in loader:
         assert batch[types.image_key(CAM)].dtype == torch.uint8 and batch[types.PAD_MASK].shape[1] == 5

@@ -81,6 +81,9 @@ def probe(path: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: cannot open video ({e}); the file is missing, truncated or corrupt") from e
 
 
+_INHERITED: list[Any] = []  # containers opened by a parent process; kept alive, never touched
+
+
 class VideoDecoders:
     """Open PyAV containers, one per file, cached per process (a forked DataLoader worker opens its own).
 
@@ -96,7 +99,10 @@ class VideoDecoders:
         return {"max_open": self.max_open, "_pid": -1, "_open": OrderedDict()}
 
     def _container(self, path: Path) -> Any:
-        if self._pid != os.getpid():  # forked: the parent's containers share file offsets; never reuse them
+        if self._pid != os.getpid():
+            # Forked: the parent's containers share file offsets, so they are never reused. Nor are they
+            # closed: closing joins decoder threads that do not exist in this process and hangs forever.
+            _INHERITED.extend(self._open.values())
             self._open = OrderedDict()
             self._pid = os.getpid()
         key = str(path)
@@ -107,6 +113,8 @@ class VideoDecoders:
             container = av.open(key)
         except (av.error.FFmpegError, OSError) as e:
             raise DatasetError(f"{path}: cannot open video ({e}); missing, truncated or corrupt") from e
+        # One decoding thread: parallelism comes from DataLoader workers, and fewer threads make forking safe.
+        container.streams.video[0].thread_count = 1
         self._open[key] = container
         if len(self._open) > self.max_open:
             self._open.popitem(last=False)[1].close()

@@ -21,7 +21,7 @@ from robo4d import types
 from robo4d.data import layout
 from robo4d.data.errors import DatasetError
 from robo4d.data.features import Feature, decode_depth, features_to_info
-from robo4d.data.stats import Stats, aggregate, episode_stats, sample_frame_indices, stats_column, stats_to_json
+from robo4d.data.stats import Stats, aggregate, episode_stats, stats_column, stats_to_json
 from robo4d.data.video import CODEC, PIX_FMT, VideoFileWriter, probe
 
 # LeRobot's standard per-frame columns, added to every dataset by the writer.
@@ -205,8 +205,7 @@ class DatasetWriter:
         row.update(extra)
         stats = {}
         for key, feature in self.features.items():
-            data = values[key][sample_frame_indices(length)] if feature.is_video else values[key]
-            s = episode_stats(feature, stored_values_for_stats(feature, data))
+            s = episode_stats(feature, stored_values_for_stats(feature, values[key]))
             if s is not None:
                 stats[key] = s
         self._rows.append(row)
