@@ -1,7 +1,8 @@
 """Exact ground-truth 3D tracks of a query grid, from the simulator's body poses.
 
 On frame 0 each query pixel (the same GxG grid of cell centres that `robo4d extract tracks` uses, row-major)
-is lifted with the rendered depth of the pixel containing it and attached to the body the segmentation
+is lifted with the rendered depth at that point (bilinear between pixel centres on a smooth surface, else the
+pixel containing it) and attached to the body the segmentation
 shows there. Every later frame moves that point rigidly with its body and expresses it in the camera frame
 of that frame (metres, OpenCV). A point is visible when it projects inside the image, lies in front of the
 camera and agrees with the rendered depth within `depth_tolerance` (so occluders hide it).
@@ -65,6 +66,21 @@ def anchor_queries(
     ix = np.minimum(uv[:, 0].astype(np.int64), w - 1)
     iy = np.minimum(uv[:, 1].astype(np.int64), h - 1)
     z = depth[iy, ix].astype(np.float64)
+    # Queries rarely sit on pixel centres: on a slanted surface the containing pixel's depth puts the point
+    # millimetres off the surface. Interpolate bilinearly where the 2x2 neighbourhood is one smooth surface.
+    x0 = np.clip(np.floor(uv[:, 0] - 0.5).astype(np.int64), 0, w - 2)
+    y0 = np.clip(np.floor(uv[:, 1] - 0.5).astype(np.int64), 0, h - 2)
+    fx = np.clip(uv[:, 0] - 0.5 - x0, 0.0, 1.0)
+    fy = np.clip(uv[:, 1] - 0.5 - y0, 0.0, 1.0)
+    corners = np.stack([depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0], depth[y0 + 1, x0 + 1]], -1)
+    bodies = np.stack([body_ids[y0, x0], body_ids[y0, x0 + 1], body_ids[y0 + 1, x0], body_ids[y0 + 1, x0 + 1]], -1)
+    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)
+    smooth = (
+        np.all(bodies == body_ids[iy, ix][:, None], axis=-1)
+        & np.all(corners > NO_DEPTH, axis=-1)
+        & (np.ptp(corners, axis=-1) < 0.02 * z)
+    )
+    z = np.where(smooth, np.sum(weights * corners, axis=-1), z)
     body = np.where(z > NO_DEPTH, body_ids[iy, ix], -1)
     cam = unproject(uv, z, k)  # (N, 3)
     world = cam @ world_from_cam[:3, :3].T + world_from_cam[:3, 3]
