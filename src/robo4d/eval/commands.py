@@ -46,7 +46,7 @@ def held_out_seed(eval_seed: int, episode: int) -> int:
 def make_world_env(task: str, seed: int, *, image_size: tuple[int, int], cameras: tuple[str, ...]) -> Any:
     from robo4d.world.env import WorldEnv
 
-    return WorldEnv(task, seed=seed, image_size=image_size, cameras=cameras)
+    return WorldEnv(task, seed=seed, image_size=image_size, cameras=cameras, depth=False)  # policies read RGB only
 
 
 def read_chain_file(path: Path) -> list[tuple[str, ...]]:

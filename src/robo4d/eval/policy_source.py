@@ -76,12 +76,10 @@ def require_eef_actions(action_kind: str, method: str, source: str | Path) -> No
 
 
 def load_local_policy(checkpoint: str) -> ChunkPolicy:
-    """A trained policy from a checkpoint, in eval mode, gradients off (imports torch)."""
-    import torch
-
+    """A trained policy from a checkpoint, in eval mode (imports torch). Gradients are left alone: evaluation
+    may run inside a process that trains next (`--workers 1`); policies run inference under no_grad."""
     from robo4d.train.checkpoint import load_policy
 
-    torch.set_grad_enabled(False)  # this process only ever runs inference
     return load_policy(checkpoint)
 
 

@@ -4,6 +4,8 @@ Observations carry, per camera, RGB (H, W, 3) uint8, depth (H, W) float32 metres
 intrinsics (3, 3) and extrinsics (4, 4, world-from-camera, OpenCV), and the proprio state (8,) = tool-centre
 xyz + hand quaternion (w, x, y, z) + gripper opening in [0, 1] (1 = open; Meta-World's finger distance / 0.1 m).
 Each `step` applies the action for ACTION_REPEAT simulator steps (80 Hz -> FPS = 40 recorded steps/s).
+`done` comes after `max_steps` steps (default 100: the experts finish every robot task in under 60);
+`depth=False` skips depth rendering where only RGB is needed (closed-loop evaluation), nearly halving the cost.
 
 The "human" embodiment (`human=True`) hides the arm links and re-colours the hand skin-toned, so the same
 scenes look like a person's hand doing the work; it is used only for the human-video datasets.
@@ -45,7 +47,8 @@ class WorldEnv:
         seed: int,
         image_size: int | tuple[int, int] = 128,
         cameras: tuple[str, ...] = (types.CAM_FRONT, types.CAM_WRIST),
-        max_steps: int = 150,
+        max_steps: int = 100,
+        depth: bool = True,
         human: bool = False,
         ego: Callable[[int], FreeCamera] | None = None,
     ) -> None:
@@ -60,7 +63,7 @@ class WorldEnv:
         for cam in cameras:
             if cam not in known:
                 raise ValueError(f"unknown camera {cam!r}: this env has {sorted(known)}")
-        self.cameras, self._ego = cameras, ego
+        self.cameras, self._ego, self._depth = cameras, ego, depth
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = ALL_V3_ENVIRONMENTS[task]()
@@ -143,15 +146,16 @@ class WorldEnv:
         assert self._ego is not None
         return self._ego(self.steps)
 
-    def render(self, cam: str, *, segmentation: bool = False) -> dict[str, np.ndarray]:
-        """rgb (H, W, 3) uint8, depth (H, W) float32 m, extrinsics (4, 4); + body (H, W) int32 ids (-1: none)."""
+    def render(self, cam: str, *, depth: bool = True, segmentation: bool = False) -> dict[str, np.ndarray]:
+        """rgb (H, W, 3) uint8, extrinsics (4, 4); + depth (H, W) float32 m; + body (H, W) int32 ids (-1: none)."""
         self.camera_pose(cam).apply(self._camera)
         r = self._renderer
         r.update_scene(self.data, camera=self._camera, scene_option=self._option)
         out = {"rgb": r.render().copy(), "extrinsics": extrinsics_from_scene(r.scene)}
-        r.enable_depth_rendering()
-        out["depth"] = r.render().astype(np.float32)
-        r.disable_depth_rendering()
+        if depth:
+            r.enable_depth_rendering()
+            out["depth"] = r.render().astype(np.float32)
+            r.disable_depth_rendering()
         if segmentation:
             r.enable_segmentation_rendering()
             seg = r.render()  # (H, W, 2): object id, object type
@@ -161,10 +165,10 @@ class WorldEnv:
         return out
 
     def observe(self) -> Observation:
-        views = {cam: self.render(cam) for cam in self.cameras}
+        views = {cam: self.render(cam, depth=self._depth) for cam in self.cameras}
         return Observation(
             images={c: v["rgb"] for c, v in views.items()},
-            depth={c: v["depth"] for c, v in views.items()},
+            depth={c: v["depth"] for c, v in views.items()} if self._depth else None,
             intrinsics={c: self._intrinsics.copy() for c in views},
             extrinsics={c: v["extrinsics"] for c, v in views.items()},
             state=self.state(),

@@ -34,11 +34,11 @@ class ARM4RConfig:
     seq_len: int = 8  # T: steps per training window and inference context (3 tokens per step)
     rot6d: Rot6D = "columns"  # 6-D rotation layout; "rows" only to serve imported release control checkpoints
     # --- frozen encoders (rebuilt from these names; never part of the checkpoint's weights)
-    image_encoder: str = "efficientnet-lite0"  # name in robo4d.nn.encoders.IMAGE_ENCODERS
+    image_encoder: str = "efficientnet-lite0-320"  # name in robo4d.nn.encoders.IMAGE_ENCODERS
     image_size: int | None = None  # frames resized to this side (None: the encoder's default)
     image_weights: str | None = None  # local weight file of the image encoder (None: its packaged default)
     image_tokens: int = 16  # L: tokens per image the encoder yields at image_size (checked when it is built)
-    image_dim: int = 1280  # C: channels per image token (checked when the encoder is built)
+    image_dim: int = 320  # C: channels per image token (checked when the encoder is built)
     text_encoder: str = "minilm"  # name in robo4d.nn.encoders.TEXT_ENCODERS
     text_weights: str | None = None  # local weights of the text encoder (None: its packaged default)
     text_dim: int = 384  # E: sentence-embedding width (384 MiniLM, 512 CLIP)

@@ -1,0 +1,37 @@
+"""The whole ARM4R story end to end on the tiny world: data -> tracks -> 3 stages + baseline -> eval -> report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from robo4d.recipes.demo import PRESETS, demo_preset, run_demo
+
+
+def _check_outputs(out: Path) -> None:
+    report = (out / "report.md").read_text()
+    assert "| **overall** |" in report and "arm4r" in report and "scratch" in report
+    for name in ("arm4r", "scratch"):
+        info = json.loads((out / "eval" / name / "eval_info.json").read_text())
+        assert info["aggregated"]["n_episodes"] >= 1
+        assert 0.0 <= info["aggregated"]["pc_success"] <= 100.0
+        assert (out / "runs" / name / "loss.png").is_file()
+    assert (out / "success_comparison.png").is_file()
+    assert list((out / "viz").glob("*.png")) and list((out / "viz").glob("*.mp4"))
+
+
+def test_tiny_demo_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_demo(PRESETS["tiny"], tmp_path, workers=1)
+    _check_outputs(tmp_path)
+    capsys.readouterr()
+    run_demo(PRESETS["tiny"], tmp_path, workers=1)  # everything cached: every step is skipped
+    out = capsys.readouterr().out
+    for step in ("world human", "world robot", "train arm4r", "eval arm4r", "train scratch", "eval scratch"):
+        assert f"[demo] {step}: already done, skipped" in out
+
+
+def test_unknown_demo_preset_suggests_the_closest() -> None:
+    with pytest.raises(KeyError, match="did you mean 'default'"):
+        demo_preset("defualt")
