@@ -85,6 +85,27 @@ def test_camera_model_projects_the_hand_onto_the_hand(env) -> None:
             assert abs(dist / np.linalg.norm(ray) - view["depth"][iy, ix]) < 1e-3
 
 
+def test_projected_object_centre_matches_its_segmentation() -> None:
+    """A sideways error in the extrinsics (e.g. one stereo eye instead of the mono camera) shows up here: the
+    puck's centre projects onto the horizontal centre of its pixels in both cameras, to a pixel."""
+    from robo4d.world.env import WorldEnv
+
+    e = WorldEnv("push-v3", seed=0, image_size=256)
+    try:
+        e.reset()
+        puck = e.model.body("obj").id
+        k = e.observe().intrinsics[types.CAM_FRONT].astype(np.float64)
+        for cam in (types.CAM_FRONT, types.CAM_WRIST):
+            view = e.render(cam, segmentation=True)
+            pose = view["extrinsics"].astype(np.float64)
+            c = (e.data.xpos[puck] - pose[:3, 3]) @ pose[:3, :3]
+            ys, xs = np.nonzero(view["body"] == puck)
+            assert xs.size > 20, f"{cam}: puck not in view"
+            assert abs(k[0, 0] * c[0] / c[2] + k[0, 2] - (xs.mean() + 0.5)) < 1.0, cam
+    finally:
+        e.close()
+
+
 @pytest.fixture(scope="module")
 def human_ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world") / "human"

@@ -41,6 +41,7 @@ def draw_tracks(frames: np.ndarray, uv: np.ndarray, visible: np.ndarray, *, trai
 
     t_len, height, width = frames.shape[:3]
     scale = max(1, DRAW_SIZE // width)
+    uv = np.where(np.isfinite(uv), uv, 0.0)  # points never seen have no pixel; they are never drawn either
     colours = track_colours(uv[0], width, height).astype(int).tolist()
     pts = np.round(uv * scale * 16).astype(np.int32)  # fixed point with 4 fractional bits (cv2 `shift`)
     radius = max(2, scale)

@@ -56,8 +56,11 @@ def intrinsics(height: int, width: int, fovy_deg: float) -> np.ndarray:
 
 
 def extrinsics_from_scene(scene: mujoco.MjvScene) -> np.ndarray:
-    """(4, 4) float32 world-from-camera transform (OpenCV: x right, y down, z forward) of the rendered view."""
-    gl = scene.camera[0]
+    """(4, 4) float32 world-from-camera transform (OpenCV: x right, y down, z forward) of the rendered view.
+
+    The scene holds two stereo eyes, each half the eye separation to one side; a mono image is rendered from
+    their average, so that is the camera (either eye alone would put every pose centimetres sideways)."""
+    gl = mujoco.mjv_averageCamera(scene.camera[0], scene.camera[1])
     forward = np.asarray(gl.forward, np.float64)
     up = np.asarray(gl.up, np.float64)
     right = np.cross(forward, up)
