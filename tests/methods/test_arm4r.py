@@ -33,6 +33,10 @@ def fake_batch(cfg: ARM4RConfig, batch: int = 2, seed: int = 0) -> dict:
         out[types.image_tokens_key(cam)] = torch.randn(batch, t, cfg.image_tokens, cfg.image_dim, generator=g)
     if cfg.objective == "points":
         out[cfg.points_prefix + cfg.points_camera] = torch.randn(batch, t, cfg.num_points, 3, generator=g)
+        visible = (
+            types.POINTS_VISIBLE_PREFIX if cfg.points_prefix == types.POINTS_PREFIX else types.GT_POINTS_VISIBLE_PREFIX
+        )
+        out[visible + cfg.points_camera] = torch.ones(batch, t, cfg.num_points, dtype=torch.bool)
     else:
         out[types.STATE] = random_states((batch, t), g)
     return out
@@ -54,13 +58,28 @@ def test_tiny_loss_and_data_spec(stage: int, attach_fakes) -> None:
     assert policy.model.pools[1].latent.grad is not None
 
 
+def test_hidden_points_have_no_motion_target(attach_fakes) -> None:
+    """A point hidden at t or t+1 has no motion target (its stored position is a placeholder)."""
+    cfg = preset("arm4r-tiny", 1)
+    policy = attach_fakes(build_policy("arm4r", cfg))
+    batch = fake_batch(cfg)
+    visible_key = next(k for k in batch if "points_visible" in k)
+    batch[visible_key][:, 3, :10] = False  # ten points hidden in frame 3: targets 2->3 and 3->4 are unknown
+    _, _, valid = policy.targets(batch)  # (B, T, 1, 3N)
+    hidden = torch.zeros_like(valid)
+    hidden[:, 2:4, :, :30] = True  # x, y, z of points 0..9 at steps 2 and 3
+    assert torch.equal(valid, ~hidden)
+    _, metrics = policy.compute_loss(batch)
+    assert metrics["valid_fraction"] == pytest.approx(1 - 2 * 30 / (cfg.seq_len * 3 * cfg.num_points))
+
+
 def test_targets_shapes_and_points_delta() -> None:
     cfg = preset("arm4r-tiny", 1)
     policy = ARM4RPolicy(cfg)
     batch = fake_batch(cfg)
     proprio, target, valid = policy.targets(batch)
     pts = batch[types.gt_points_key("ego")].flatten(2)
-    assert proprio.shape == (2, 8, 3 * 256) and target.shape == (2, 8, 1, 768) and valid.shape == (2, 8, 1)
+    assert proprio.shape == (2, 8, 3 * 256) and target.shape == (2, 8, 1, 768) and valid.shape == (2, 8, 1, 768)
     torch.testing.assert_close(target[:, 3, 0], pts[:, 4] - pts[:, 3])
     cfg3 = preset("arm4r-tiny", 3)
     proprio, target, valid = ARM4RPolicy(cfg3).targets(fake_batch(cfg3))
@@ -215,6 +234,7 @@ def test_base_forward_backward_with_random_vit(attach_fakes) -> None:
         types.TASK: ["cut the onion"],
         types.image_tokens_key("ego"): vit.encode(frames)[None],  # (1, T+K, 197, 768)
         types.gt_points_key("ego"): torch.randn(1, 3, 1296, 3),
+        types.gt_points_visible_key("ego"): torch.ones(1, 3, 1296, dtype=torch.bool),
     }
     loss, _ = policy.compute_loss(batch)
     loss.backward()

@@ -99,8 +99,9 @@ class ARM4RModel(nn.Module):
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean |pred - target| over valid predicted steps. pred, target (B, T, K, A); valid (B, T, K) bool."""
-    weights = valid.unsqueeze(-1).to(pred.dtype)  # (B, T, K, 1)
+    """Mean |pred - target| over valid entries. pred, target (B, T, K, A); valid (B, T, K) bool (whole
+    predicted steps) or (B, T, K, A) bool (single entries, e.g. points hidden at t or t+1)."""
+    weights = (valid if valid.dim() == pred.dim() else valid.unsqueeze(-1)).to(pred.dtype)
+    weights = weights.expand_as(pred)  # (B, T, K, A)
     # A batch whose targets all lie past episode ends contributes a zero loss (and zero gradients).
-    count = (weights.sum() * pred.shape[-1]).clamp(min=1.0)
-    return ((pred - target).abs() * weights).sum() / count
+    return ((pred - target).abs() * weights).sum() / weights.sum().clamp(min=1.0)

@@ -3,6 +3,7 @@
 Batch layout (from the trainer's window loader; T = seq_len, K = horizon):
     types.image_tokens_key(cam)  (B, T+K, L, C) float32 frozen image tokens (frame source: the feature cache)
     points key (points objective) (B, T+K, N, 3) camera-frame points of `cameras[0]`
+    visibility key (points)       (B, T+K, N) bool: the point is seen in that frame
     types.STATE (control)         (B, T+K, 8) eef xyz + quaternion wxyz + gripper
     types.PAD_MASK                (B, T+K) bool, True past the episode end
     types.TASK                    list of B instruction strings (embedded once per distinct string)
@@ -11,7 +12,9 @@ Targets: points objective, d_t = points[t+1] - points[t] (K = 1); control, the K
 p_t (geometry.relative_targets). The action token of step t embeds its first target. At inference it is
 rebuilt from the observed poses p_{t-1} -> p_t (exactly the training definition) rather than from the
 policy's own previous command as the release does, and predicted deltas are composed onto the CURRENT pose
-p_t (the release composes onto the previous step's pose: an off-by-one).
+p_t (the release composes onto the previous step's pose: an off-by-one). A point's motion target counts in
+the loss only where the point is visible at both t and t+1: hidden points carry held (or, never seen,
+placeholder) positions, and the release — which did not store visibility — trained them as "not moving".
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ SHARED_MODULES = ("model.trunk", "model.text_proj", "model.image_norm", "model.p
 class FrozenEncoders:
     image: ImageEncoder
     text: TextEncoder
+
+
+_VISIBLE_PREFIX = {
+    types.POINTS_PREFIX: types.POINTS_VISIBLE_PREFIX,
+    types.GT_POINTS_PREFIX: types.GT_POINTS_VISIBLE_PREFIX,
+}
+
+
+def _visible_key(cfg: ARM4RConfig) -> str:
+    return _VISIBLE_PREFIX[cfg.points_prefix] + cfg.points_camera
 
 
 @register_method("arm4r", ARM4RConfig)
@@ -103,18 +116,19 @@ class ARM4RPolicy(Policy):
             for cam in dict.fromkeys(cfg.cameras)
         }
         if cfg.objective == "points":
-            key = cfg.points_prefix + cfg.points_camera
-            produced_by[key] = (
+            made_by = (
                 "robo4d world human (ground-truth tracks of the embedded world)"
                 if cfg.points_prefix == types.GT_POINTS_PREFIX
                 else f"robo4d extract tracks --dataset D --camera {cfg.points_camera}"
             )
+            produced_by[cfg.points_prefix + cfg.points_camera] = made_by
+            produced_by[_visible_key(cfg)] = made_by
         else:
             produced_by[types.STATE] = "robo4d world robot (robot demonstrations carry the eef state)"
         return DataSpec(keys=tuple(produced_by), seq_len=cfg.seq_len, horizon=cfg.horizon, produced_by=produced_by)
 
     def targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(proprio (B, T, P), targets (B, T, K, A), valid (B, T, K)) of a window batch."""
+        """(proprio (B, T, P), targets (B, T, K, A), valid (B, T, K) or, for points, (B, T, 1, A)) of a batch."""
         cfg = self.config
         t, k = cfg.seq_len, cfg.horizon
         pad = batch[types.PAD_MASK]  # (B, T+K)
@@ -123,6 +137,9 @@ class ARM4RPolicy(Policy):
             points = batch[cfg.points_prefix + cfg.points_camera].flatten(2).float()  # (B, T+1, 3N)
             proprio = points[:, :t]  # (B, T, P)
             target = (points[:, 1 : t + 1] - proprio).unsqueeze(2)  # (B, T, 1, A)
+            seen = batch[_visible_key(cfg)].bool()  # (B, T+1, N)
+            moved = (seen[:, :t] & seen[:, 1 : t + 1]).repeat_interleave(3, dim=-1)  # (B, T, 3N): x, y, z each
+            return proprio, target, (~pad[:, future])[..., None] & moved[:, :, None]  # (B, T, 1, A)
         else:
             state = batch[types.STATE].float()  # (B, T+K, 8)
             proprio = state_to_pose10(state[:, :t], cfg.rot6d)  # (B, T, 10)
