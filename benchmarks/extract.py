@@ -1,6 +1,6 @@
 """Quality and speed of the track extractor against the embedded world's ground truth; prints JSON.
 
-    python benchmarks/extract.py                      # generates tiny human datasets at 128 and 256 px
+    python benchmarks/extract.py                      # generates default-preset human videos at 128 and 256 px
     python benchmarks/extract.py --dataset D [D ...]  # or scores existing datasets with ground truth
 
 Per dataset and setting (FB check on / off): TAP-Vid 2D metrics (pixel thresholds defined at 256x256;
@@ -33,19 +33,20 @@ CAMERA = types.CAM_EGO
 SETTINGS = {"fb_on": LKConfig(), "fb_off": LKConfig(fb_threshold=None)}
 
 
-def generate(out: Path, size: int) -> Path:
-    """A tiny human dataset from the world package's generator (its own CLI, so its defaults apply)."""
+def generate(out: Path, size: int, episodes: int) -> Path:
+    """Human videos of the default preset (its 8 tasks, its 36x36 ground-truth grid), `episodes` per task."""
     root = out / f"human_{size}"
-    cmd = [sys.executable, "-m", "robo4d.cli", "world", "human", "--preset", "tiny", "--out", str(root),
-           "--image-size", str(size)]  # fmt: skip
+    cmd = [sys.executable, "-m", "robo4d.cli", "world", "human", "--preset", "default", "--out", str(root),
+           "--image-size", str(size), "--episodes", str(episodes)]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return root
 
 
-def score_dataset(root: Path, grid: int, max_episodes: int) -> dict:
+def score_dataset(root: Path, max_episodes: int) -> dict:
     from robo4d.data.reader import Dataset
 
     dataset = Dataset(root)
+    grid = dataset.robo4d_meta["world"]["grid"]  # queries must be the ground truth's, point for point
     keys = [types.image_key(CAMERA), types.depth_key(CAMERA), types.intrinsics_key(CAMERA),
             types.extrinsics_key(CAMERA), types.gt_points_key(CAMERA), types.gt_points_visible_key(CAMERA)]  # fmt: skip
     episodes = [dataset.read_episode(e, keys) for e in range(min(dataset.num_episodes, max_episodes))]
@@ -97,7 +98,7 @@ def score_setting(episodes: list[dict], lk: LKConfig, lift: LiftConfig) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, nargs="*", help="datasets with ground truth (default: generate)")
-    parser.add_argument("--grid", type=int, default=36)
+    parser.add_argument("--episodes", type=int, default=1, help="generated episodes per default-preset task")
     parser.add_argument("--max-episodes", type=int, default=8)
     args = parser.parse_args()
 
@@ -107,8 +108,8 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        roots = args.dataset or [generate(Path(tmp), size) for size in (128, 256)]
-        print(json.dumps([score_dataset(r, args.grid, args.max_episodes) for r in roots], indent=2))
+        roots = args.dataset or [generate(Path(tmp), size, args.episodes) for size in (128, 256)]
+        print(json.dumps([score_dataset(r, args.max_episodes) for r in roots], indent=2))
 
 
 if __name__ == "__main__":

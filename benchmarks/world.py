@@ -28,7 +28,7 @@ from robo4d.world.generate import generate  # noqa: E402
 
 
 def lift_errors(root: Path, cam: str = types.CAM_EGO) -> np.ndarray:
-    """|lifted z - GT z| in metres for every visible GT point of every frame."""
+    """3D distance in metres between each visible GT point and its pixel lifted with the stored depth."""
     ds = Dataset(root)
     errors = []
     for ep in range(ds.num_episodes):
@@ -45,7 +45,8 @@ def lift_errors(root: Path, cam: str = types.CAM_EGO) -> np.ndarray:
             fx, fy = np.clip(x - x0, 0, 1), np.clip(y - y0, 0, 1)
             z = (depth[y0, x0] * (1 - fx) * (1 - fy) + depth[y0, x0 + 1] * fx * (1 - fy)
                  + depth[y0 + 1, x0] * (1 - fx) * fy + depth[y0 + 1, x0 + 1] * fx * fy)  # fmt: skip
-            errors.append(np.abs(z - p[:, 2]))
+            lifted = np.stack([(x + 0.5 - k[0, 2]) / k[0, 0] * z, (y + 0.5 - k[1, 2]) / k[1, 1] * z, z], -1)
+            errors.append(np.linalg.norm(lifted - p, axis=-1))
     return np.concatenate(errors)
 
 

@@ -130,15 +130,44 @@ def test_ground_truth_lifts_back_from_depth(human_ds: Path) -> None:
         fx, fy = np.clip(x - x0, 0, 1), np.clip(y - y0, 0, 1)
         z = (depth[y0, x0] * (1 - fx) * (1 - fy) + depth[y0, x0 + 1] * fx * (1 - fy)
              + depth[y0 + 1, x0] * (1 - fx) * fy + depth[y0 + 1, x0 + 1] * fx * fy)  # fmt: skip
-        errors.append(np.abs(z - p[:, 2]))
+        lifted = np.stack([(x + 0.5 - k[0, 2]) / k[0, 0] * z, (y + 0.5 - k[1, 2]) / k[1, 1] * z, z], -1)
+        errors.append(np.linalg.norm(lifted - p, axis=-1))  # full 3D error, not only depth
     assert np.median(np.concatenate(errors)) < 1e-3
 
 
 def test_human_dataset_has_no_proprio_and_records_its_making(human_ds: Path) -> None:
     ds = Dataset(human_ds)
+    poses = ds.read_episode(0)[types.extrinsics_key(types.CAM_EGO)]
+    assert np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=-1).min() > 0  # the head camera moves every frame
     assert types.STATE not in ds.features and types.ACTION not in ds.features
     world = ds.robo4d_meta["world"]
     assert world["kind"] == "human" and world["grid"] == 16 and world["tasks"] == {"close the door": "door-close-v3"}
+
+
+def test_human_embodiment_hides_the_arm_and_keeps_a_skin_coloured_hand() -> None:
+    from robo4d.world.env import HIDDEN_GROUP, SKIN_RGBA, WorldEnv
+
+    e = WorldEnv("door-close-v3", seed=0, image_size=32, cameras=(types.CAM_FRONT,), human=True)
+    try:
+        m = e.model
+        arm = [g for g in range(m.ngeom) if m.body(m.geom_bodyid[g]).name.startswith("right_l")]
+        hand = [g for g in range(m.ngeom) if m.geom_bodyid[g] in e.hand_bodies]
+        assert arm and all(m.geom_group[g] == HIDDEN_GROUP for g in arm)
+        assert hand and all(np.allclose(m.geom_rgba[g], SKIN_RGBA) for g in hand)
+        view = e.render(types.CAM_FRONT, segmentation=True)
+        assert not set(np.unique(view["body"])) & {m.geom_bodyid[g] for g in arm}  # no arm pixel anywhere
+    finally:
+        e.close()
+
+
+def test_failed_demos_are_dropped_by_default(tmp_path: Path) -> None:
+    """Two steps are too few for the expert: nothing is kept, and that is an error, not an empty dataset."""
+    with pytest.raises(RuntimeError, match="no episode kept"):
+        generate(
+            "robot", tmp_path / "r", task_names=("drawer-open-v3",), episodes=1, seed=0, image_size=32, max_steps=2,
+            grid=0, workers=1, keep_failures=False, preset="tiny",
+        )  # fmt: skip
+    assert not (tmp_path / "r").exists()
 
 
 def _robot(out: Path, workers: int) -> dict:

@@ -170,12 +170,13 @@ def generate(
         out, fps=tasks.FPS, features=features(kind, image_size, grid), robot_type="sawyer" if kind == "robot" else None
     )
     start = time.perf_counter()
-    kept, frames, per_task = 0, 0, {t: [0, 0] for t in task_names}
+    kept, frames, recorded, per_task = 0, 0, 0, {t: [0, 0] for t in task_names}
     try:
         bar = tqdm(_episodes(jobs, workers), total=len(jobs), desc=f"world {kind}", unit="episode")
         for ep in bar:
             per_task[ep.job.task][0] += ep.success
             per_task[ep.job.task][1] += 1
+            recorded += len(ep.frames[types.SUCCESS])  # rendered and simulated, whether kept or not
             if kind == "robot" and not ep.success and not keep_failures:
                 continue
             writer.add_episode(
@@ -202,8 +203,10 @@ def generate(
             "expert_success_rate": sum(s for s, _ in per_task.values()) / max(1, len(jobs)),
             "expert_success_per_task": {t: s / n for t, (s, n) in per_task.items() if n},
             "generation_seconds": round(seconds, 1),
+            "frames": frames,
             "episodes_per_second": round(len(jobs) / seconds, 3),
-            "steps_per_second": round(frames / seconds, 1),
+            "steps_per_second": round(recorded / seconds, 1),  # recorded steps (every camera rendered)
+            "env_steps_per_second": round(recorded * tasks.ACTION_REPEAT / seconds, 1),  # simulator steps
         }
         if kept == 0:
             raise RuntimeError(f"{out}: no episode kept ({len(jobs)} attempts, none successful)")
