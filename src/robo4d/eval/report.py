@@ -96,8 +96,8 @@ def build_info(config: EvalConfig, results: list[JobResult], *, eval_s: float, o
     per_run = [
         {"run_ix": r.job.index, "tasks": list(r.job.tasks), "seed": r.job.seeds[0], "eval_seed": r.job.eval_seed,
          "completed": _completed(r),
-         "subtasks": [{"task": s.task, "success": s.success, "steps": s.steps, "sum_reward": s.sum_reward}
-                      for s in r.subtasks]}
+         "subtasks": [{"task": s.task, "seed": s.seed, "success": s.success, "steps": s.steps,
+                       "sum_reward": s.sum_reward} for s in r.subtasks]}
         for r in results
     ]  # fmt: skip
     per_chain = []
