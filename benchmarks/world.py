@@ -73,6 +73,7 @@ def main() -> None:
                     "generation_seconds",
                     "episodes_per_second",
                     "steps_per_second",
+                    "env_steps_per_second",
                 )
             }
         errors = lift_errors(Path(tmp) / "human")

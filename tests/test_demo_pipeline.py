@@ -12,7 +12,7 @@ from robo4d.recipes.demo import PRESETS, demo_preset, run_demo
 
 def _check_outputs(out: Path) -> None:
     report = (out / "report.md").read_text()
-    assert "| **overall** |" in report and "arm4r" in report and "scratch" in report
+    assert "| **overall** |" in report and "arm4r" in report and "scratch" in report and "**Finding:**" in report
     for name in ("arm4r", "scratch"):
         info = json.loads((out / "eval" / name / "eval_info.json").read_text())
         assert info["aggregated"]["n_episodes"] >= 1

@@ -54,6 +54,18 @@ def _comparison_plot(results: dict[str, dict[str, Any]], out: Path) -> Path:
     return out
 
 
+def _finding(results: dict[str, dict[str, Any]]) -> str:
+    """One sentence: what pre-training changed overall, against the spread over evaluation seeds."""
+    arm4r, scratch = results["arm4r"]["aggregated"], results["scratch"]["aggregated"]
+    diff = arm4r["pc_success_mean"] - scratch["pc_success_mean"]
+    spread = max(arm4r["pc_success_std"], scratch["pc_success_std"])
+    if abs(diff) <= spread:
+        verdict = "within the spread over evaluation seeds: at this scale pre-training made no measurable difference"
+    else:
+        verdict = "more than the spread over evaluation seeds: pre-training " + ("helped" if diff > 0 else "hurt")
+    return f"**Finding:** pre-training changed overall success by {diff:+.1f} points ({verdict})."
+
+
 def write_report(paths: DemoPaths, preset: DemoPreset, times: dict[str, float]) -> Path:
     from robo4d.data.reader import Dataset
     from robo4d.recipes.demo import POLICIES
@@ -81,6 +93,7 @@ def write_report(paths: DemoPaths, preset: DemoPreset, times: dict[str, float]) 
         lines.append(f"| {task} | " + " | ".join(_cell(_per_task(info)[task]) for info in results.values()) + " |")
     overall = (f"**{_cell(info['aggregated'])}**" for info in results.values())
     lines.append("| **overall** | " + " | ".join(overall) + " |")
+    lines += ["", _finding(results)]
     lines += [
         "",
         "`arm4r`: stage 1 (3D point motion on human video) -> stage 2 (points on robot video) -> stage 3 (control).",
