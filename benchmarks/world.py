@@ -25,29 +25,15 @@ from robo4d import types  # noqa: E402
 from robo4d.data.reader import Dataset  # noqa: E402
 from robo4d.world import tasks  # noqa: E402
 from robo4d.world.generate import generate  # noqa: E402
+from robo4d.world.tracks import lift_errors  # noqa: E402
 
 
-def lift_errors(root: Path, cam: str = types.CAM_EGO) -> np.ndarray:
-    """3D distance in metres between each visible GT point and its pixel lifted with the stored depth."""
+def dataset_lift_errors(root: Path, cam: str = types.CAM_EGO) -> np.ndarray:
+    """`world.tracks.lift_errors` over every episode of a human dataset."""
     ds = Dataset(root)
-    errors = []
-    for ep in range(ds.num_episodes):
-        data = ds.read_episode(ep)
-        for k, depth, p, vis in zip(
-            data[types.intrinsics_key(cam)], data[types.depth_key(cam)],
-            data[types.gt_points_key(cam)], data[types.gt_points_visible_key(cam)], strict=True,
-        ):  # fmt: skip
-            p = p[vis]
-            h, w = depth.shape
-            x = k[0, 0] * p[:, 0] / p[:, 2] + k[0, 2] - 0.5
-            y = k[1, 1] * p[:, 1] / p[:, 2] + k[1, 2] - 0.5
-            x0, y0 = np.clip(np.floor(x).astype(int), 0, w - 2), np.clip(np.floor(y).astype(int), 0, h - 2)
-            fx, fy = np.clip(x - x0, 0, 1), np.clip(y - y0, 0, 1)
-            z = (depth[y0, x0] * (1 - fx) * (1 - fy) + depth[y0, x0 + 1] * fx * (1 - fy)
-                 + depth[y0 + 1, x0] * (1 - fx) * fy + depth[y0 + 1, x0 + 1] * fx * fy)  # fmt: skip
-            lifted = np.stack([(x + 0.5 - k[0, 2]) / k[0, 0] * z, (y + 0.5 - k[1, 2]) / k[1, 1] * z, z], -1)
-            errors.append(np.linalg.norm(lifted - p, axis=-1))
-    return np.concatenate(errors)
+    keys = [types.gt_points_key(cam), types.gt_points_visible_key(cam), types.depth_key(cam), types.intrinsics_key(cam)]
+    episodes = (ds.read_episode(ep, keys) for ep in range(ds.num_episodes))
+    return np.concatenate([lift_errors(*(e[k] for k in keys)) for e in episodes])
 
 
 def main() -> None:
@@ -76,7 +62,7 @@ def main() -> None:
                     "env_steps_per_second",
                 )
             }
-        errors = lift_errors(Path(tmp) / "human")
+        errors = dataset_lift_errors(Path(tmp) / "human")
         result["gt_lift_error_m"] = {
             "median": float(np.median(errors)),
             "mean": float(np.mean(errors)),

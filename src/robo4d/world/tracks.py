@@ -120,3 +120,22 @@ def track_frame(
     agrees = np.any(np.abs(near - z[:, None]) < depth_tolerance + 0.01 * z[:, None], axis=-1)
     visible = anchors.valid & inside & agrees
     return cam.astype(np.float32), visible
+
+
+def lift_errors(
+    points: np.ndarray,  # (T, N, 3) ground-truth camera-frame points
+    visible: np.ndarray,  # (T, N) bool
+    depth: np.ndarray,  # (T, H, W) stored depth, metres
+    k: np.ndarray,  # (T, 3, 3) intrinsics
+) -> np.ndarray:
+    """3D distance (metres) between each visible ground-truth point and its pixel lifted again with the stored
+    depth through the extraction's own sampler (bilinear): how exactly ground truth and depth agree. Points
+    whose depth taps include a no-return pixel are left out. Returns (M,)."""
+    from robo4d.extract.lift import sample_depth, unproject
+
+    z = np.where(points[..., 2] > 0, points[..., 2], 1.0)  # never-seen points sit at the origin (not visible)
+    uv = np.stack([k[:, None, 0, 0] * points[..., 0] / z + k[:, None, 0, 2],
+                   k[:, None, 1, 1] * points[..., 1] / z + k[:, None, 1, 2]], axis=-1)  # fmt: skip
+    lifted_z = sample_depth(depth, uv)  # (T, N), NaN where a tap has no depth
+    errors = np.linalg.norm(unproject(uv, lifted_z, k) - points, axis=-1)  # (T, N)
+    return errors[visible & np.isfinite(lifted_z)]

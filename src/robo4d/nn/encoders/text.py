@@ -17,8 +17,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -134,14 +136,7 @@ class MiniLMTextEncoder(CachedTextEncoder):
     @torch.no_grad()
     def _embed(self, texts: list[str]) -> torch.Tensor:
         out = []
-        for i in range(0, len(texts), self.config.batch_size):
-            batch = self.tokenizer(
-                texts[i : i + self.config.batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.config.max_tokens,
-                return_tensors="pt",
-            )
+        for batch in _tokenized(self.tokenizer, texts, self.config.batch_size, self.config.max_tokens):
             hidden = self.model(**batch).last_hidden_state  # (n, tokens, dim)
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (n, tokens, 1)
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (n, dim)
@@ -187,17 +182,18 @@ class CLIPTextEncoder(CachedTextEncoder):
     @torch.no_grad()
     def _embed(self, texts: list[str]) -> torch.Tensor:
         out = []
-        for i in range(0, len(texts), self.config.batch_size):
-            batch = self.tokenizer(
-                texts[i : i + self.config.batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="pt",
-            )
+        for batch in _tokenized(self.tokenizer, texts, self.config.batch_size, self.max_tokens):
             emb = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds
             out.append(F.normalize(emb, dim=-1) if self.config.normalize else emb)  # (n, dim)
         return torch.cat(out).float()
+
+
+def _tokenized(tokenizer: Any, texts: list[str], batch_size: int, max_tokens: int) -> Iterator[dict[str, Any]]:
+    """Padded, truncated token tensors of at most `batch_size` texts at a time."""
+    for i in range(0, len(texts), batch_size):
+        yield tokenizer(
+            texts[i : i + batch_size], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+        )
 
 
 def _load_clip_text_tower(path: Path) -> torch.nn.Module:
