@@ -28,7 +28,9 @@ def test_tiny_demo_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, capsys:
     capsys.readouterr()
     run_demo(PRESETS["tiny"], tmp_path, workers=1)  # everything cached: every step is skipped
     out = capsys.readouterr().out
-    for step in ("world human", "world robot", "train arm4r", "eval arm4r", "train scratch", "eval scratch"):
+    steps = ("world human", "world robot", "extract human/ego", "extract robot/front", "viz tracks", "train arm4r",
+             "eval arm4r", "train scratch", "eval scratch")  # fmt: skip
+    for step in steps:
         assert f"[demo] {step}: already done, skipped" in out
 
 
