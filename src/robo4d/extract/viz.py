@@ -28,6 +28,7 @@ def track_colours(uv0: np.ndarray, width: int, height: int) -> np.ndarray:
     """(N, 3) uint8 RGB from initial positions uv0 (N, 2)."""
     import cv2
 
+    uv0 = np.where(np.isfinite(uv0), uv0, 0.0)  # a point never seen has no pixel: any colour will do
     hsv = np.zeros((len(uv0), 1, 3), np.uint8)
     hsv[:, 0, 0] = np.clip(uv0[:, 0] / width * 179, 0, 179)  # OpenCV hue range is 0..179
     hsv[:, 0, 1] = 220
