@@ -37,3 +37,20 @@ def test_tiny_demo_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, capsys:
 def test_unknown_demo_preset_suggests_the_closest() -> None:
     with pytest.raises(KeyError, match="did you mean 'default'"):
         demo_preset("defualt")
+
+
+@pytest.mark.slow
+def test_longer_tiny_demo_learns_in_every_stage(tmp_path: Path) -> None:
+    """Minutes: enough steps that every stage's training loss must fall (run with `pytest -m slow`)."""
+    from dataclasses import replace
+
+    from robo4d.train.metrics_log import METRICS_FILE, read_records
+
+    preset = replace(PRESETS["tiny"], stage1_steps=150, stage2_steps=60, control_steps=150, batch_size=8)
+    run_demo(preset, tmp_path, workers=2)
+    _check_outputs(tmp_path)
+    for run, stages in (("arm4r", ("stage1", "stage2", "stage3")), ("scratch", ("control",))):
+        for stage in stages:
+            records = read_records(tmp_path / "runs" / run / stage / METRICS_FILE)
+            first, last = records[0]["loss"], records[-1]["loss"]
+            assert last < first, f"{run}/{stage}: loss {first:.4g} -> {last:.4g}"
