@@ -63,6 +63,16 @@ DEPTH_SCALE_M = 0.001  # metres per stored depth unit (uint16 millimetres)
 STATE_DIM = 8  # xyz(3) + quaternion wxyz(4) + gripper(1)
 METAWORLD_ACTION_DIM = 4  # Meta-World's command: dxyz(3) + gripper(1)
 
+# What a policy's action chunk rows mean (ActionChunk.kind, PolicyIO.action_kind).
+ACTION_EEF_POSE = "eef_pose"  # (K, 8) absolute xyz + quat wxyz + gripper; eval/serve blend and drive a controller
+ACTION_JOINT = "joint"  # (K, A) absolute commands in the dataset's own action space, passed through unchanged
+CONTROL_ACTION_KINDS = (ACTION_EEF_POSE, ACTION_JOINT)  # kinds a robot can execute; others are pre-training outputs
+
+# What a policy's observation.state holds (PolicyIO.state_kind).
+STATE_EEF_POSE = "eef_pose"  # (8,) xyz + quat wxyz + gripper opening, the embedded world's layout
+STATE_JOINT = "joint"  # (P,) the dataset's own proprio vector, normalised with the dataset's stats
+STATE_NONE = "none"  # the policy reads no proprio (e.g. pre-training on human video)
+
 # Camera names used by the embedded world.
 CAM_FRONT = "front"
 CAM_WRIST = "wrist"
@@ -137,6 +147,42 @@ class Observation:
     depth: dict[str, np.ndarray] | None = None  # cam -> (H, W) float32 metres
     intrinsics: dict[str, np.ndarray] | None = None  # cam -> (3, 3)
     extrinsics: dict[str, np.ndarray] | None = None  # cam -> (4, 4) world-from-camera
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyIO:
+    """What a policy consumes and produces: the one declaration eval, serve and train read (never a method's
+    config fields). Plain data, so a robot-side process can hold it without torch."""
+
+    cameras: tuple[str, ...]  # camera names whose RGB images every observation must carry (policy-side names)
+    image_size: tuple[int, int]  # (H, W) of the images the policy expects
+    state_kind: str  # STATE_EEF_POSE | STATE_JOINT | STATE_NONE
+    state_dim: int  # P: width of observation.state (0 with STATE_NONE)
+    action_kind: str  # ACTION_EEF_POSE | ACTION_JOINT, or a pre-training output such as "points" or "frames"
+    action_dim: int  # A: width of one chunk row
+    chunk: int  # K: rows per predicted chunk
+
+    def __post_init__(self) -> None:
+        if not self.cameras or not all(isinstance(c, str) and c for c in self.cameras):
+            raise ValueError(f"PolicyIO.cameras: expected non-empty camera names, got {self.cameras!r}")
+        if len(self.image_size) != 2 or min(self.image_size) <= 0:
+            raise ValueError(f"PolicyIO.image_size: expected (H, W) > 0, got {self.image_size!r}")
+        if self.state_kind not in (STATE_EEF_POSE, STATE_JOINT, STATE_NONE):
+            raise ValueError(f"PolicyIO.state_kind: expected eef_pose, joint or none, got {self.state_kind!r}")
+        if (self.state_kind == STATE_NONE) != (self.state_dim == 0) or self.state_dim < 0:
+            raise ValueError(f"PolicyIO.state_dim: {self.state_dim} does not fit state_kind {self.state_kind!r}")
+        if self.state_kind == STATE_EEF_POSE and self.state_dim != STATE_DIM:
+            raise ValueError(f"PolicyIO.state_dim: eef_pose state is {STATE_DIM} wide, got {self.state_dim}")
+        if not self.action_kind or self.action_dim <= 0 or self.chunk <= 0:
+            raise ValueError(
+                f"PolicyIO: expected an action kind and positive action_dim/chunk, got "
+                f"{self.action_kind!r}, {self.action_dim}, {self.chunk}"
+            )
+
+    @property
+    def controls_robot(self) -> bool:
+        """True when the chunks are robot commands (eval/serve refuse pre-training outputs)."""
+        return self.action_kind in CONTROL_ACTION_KINDS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from torch import nn
 from robo4d.methods.base import DataSpec, Policy, register_method
 from robo4d.train.loader import DataBackend
 from robo4d.train.stage import StageConfig
-from robo4d.types import ACTION, PAD_MASK, STATE, ActionChunk, Observation
+from robo4d.types import ACTION, PAD_MASK, STATE, STATE_JOINT, ActionChunk, Observation, PolicyIO
 
 TOY_STATE_DIM = 3
 TOY_ACTION_DIM = 2
@@ -69,6 +69,12 @@ class ToyPolicy(Policy):
             horizon=self.config.horizon,
             produced_by={STATE: "robo4d world robot", "observation.points.ego": "robo4d extract tracks"},
         )
+
+    def io(self) -> PolicyIO:
+        return PolicyIO(
+            cameras=("toy",), image_size=(1, 1), state_kind=STATE_JOINT, state_dim=TOY_STATE_DIM, action_kind="toy",
+            action_dim=TOY_ACTION_DIM, chunk=1,
+        )  # fmt: skip
 
     def set_normalization(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
         self.state_mean.copy_(torch.as_tensor(stats[STATE]["mean"], dtype=torch.float32))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robo4d.types import ActionChunk, Observation
+from robo4d.types import ActionChunk, Observation, PolicyIO
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +37,10 @@ class Policy(nn.Module, abc.ABC):
     @abc.abstractmethod
     def data_spec(self) -> DataSpec:
         """The features, window length and horizon this policy's current stage trains on."""
+
+    @abc.abstractmethod
+    def io(self) -> PolicyIO:
+        """What this policy (in its current stage) consumes and produces; eval, serve and train read only this."""
 
     @abc.abstractmethod
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

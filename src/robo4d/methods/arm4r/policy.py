@@ -127,6 +127,20 @@ class ARM4RPolicy(Policy):
             produced_by[types.STATE] = "robo4d world robot (robot demonstrations carry the eef state)"
         return DataSpec(keys=tuple(produced_by), seq_len=cfg.seq_len, horizon=cfg.horizon, produced_by=produced_by)
 
+    def io(self) -> types.PolicyIO:
+        cfg = self.config
+        side = cfg.image_size or int(self.encoders().image.image_size)  # type: ignore[attr-defined]
+        if cfg.objective == "points":
+            return types.PolicyIO(
+                cameras=tuple(dict.fromkeys(cfg.cameras)), image_size=(side, side), state_kind=types.STATE_NONE,
+                state_dim=0, action_kind="points", action_dim=cfg.action_dim, chunk=1,
+            )  # fmt: skip
+        return types.PolicyIO(
+            cameras=tuple(dict.fromkeys(cfg.cameras)), image_size=(side, side), state_kind=types.STATE_EEF_POSE,
+            state_dim=types.STATE_DIM, action_kind=types.ACTION_EEF_POSE, action_dim=types.STATE_DIM,
+            chunk=cfg.horizon,
+        )  # fmt: skip
+
     def targets(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(proprio (B, T, P), targets (B, T, K, A), valid (B, T, K) or, for points, (B, T, 1, A)) of a batch."""
         cfg = self.config
@@ -190,4 +204,4 @@ class ARM4RPolicy(Policy):
         deltas = self._decoder.step(language, state_tok, prev_action)[0]  # (K, 10)
         self._prev_state = state
         actions = compose_targets(state, deltas, cfg.rot6d)  # (K, 8) absolute, against the current pose
-        return types.ActionChunk(actions=actions.float().cpu().numpy(), kind="eef_pose")
+        return types.ActionChunk(actions=actions.float().cpu().numpy(), kind=types.ACTION_EEF_POSE)
