@@ -12,7 +12,7 @@ holding the network config and how they were trained); `load_tracker_weights` ch
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +32,13 @@ class LearnedConfig:
 
     weights: Path | None = None  # directory with learned_tracker.{safetensors,json}; None: the shipped weights
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
+    iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
 
     def __post_init__(self) -> None:
         if not 0 < self.visibility_threshold < 1:
             raise ValueError(f"LearnedConfig.visibility_threshold must be in (0, 1), got {self.visibility_threshold}")
+        if self.iters is not None and self.iters < 1:
+            raise ValueError(f"LearnedConfig.iters must be >= 1 or None, got {self.iters}")
 
     @property
     def weights_dir(self) -> Path:
@@ -43,6 +46,8 @@ class LearnedConfig:
 
     def build(self) -> LearnedTracker:
         net = load_tracker_weights(self.weights_dir)
+        if self.iters is not None:  # the iterations share their weights: the count is a run-time choice
+            net.config = replace(net.config, iters=self.iters)
         return LearnedTracker(net, visibility_threshold=self.visibility_threshold)
 
 
@@ -72,7 +77,7 @@ def weights_record(config: LearnedConfig) -> dict:
     import hashlib
 
     digest = hashlib.sha256((config.weights_dir / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
-    return {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold}
+    return {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
 
 
 def read_card(folder: Path) -> dict:
