@@ -21,7 +21,8 @@ class Info:
     def run(self) -> None:
         from robo4d.data.reader import Dataset
 
-        print(describe(Dataset(self.path)))
+        # Videos are checked by describe(), which lists every problem instead of stopping at the first.
+        print(describe(Dataset(self.path, check_videos=False)))
 
 
 def describe(ds: Dataset) -> str:
@@ -49,6 +50,10 @@ def describe(ds: Dataset) -> str:
             f"{info.get('video.pix_fmt')} {info.get('video.fps')} fps in {n_files} file(s)"
         )
     lines.append(f"robo4d    {ds.robo4d_meta if ds.robo4d_meta else '(none: not written by robo4d)'}")
+    problems = ds.video_problems()
+    if problems:
+        lines.append(f"PROBLEMS  {len(problems)} video file(s) cannot be read as declared:")
+        lines += [f"  {p}" for p in problems]
     return "\n".join(lines)
 
 
