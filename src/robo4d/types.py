@@ -51,6 +51,7 @@ IMAGE_TOKENS_PREFIX = "frozen.image_tokens."  # + cam -> (L, C) float32 frozen-e
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
 EPISODE_SEED = "robo4d.seed"  # int64: the seed that produced the episode's initial state
+EPISODE_SOURCE = "robo4d.source"  # str: the video file or frame folder an imported episode came from
 
 # Files.
 INFO_JSON = "meta/info.json"

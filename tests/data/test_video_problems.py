@@ -33,7 +33,7 @@ def test_info_lists_missing_videos_instead_of_failing(copy: Path, capsys: pytest
         Dataset(copy)  # training still refuses it
     cli.main(["data", "info", str(copy)])
     out = capsys.readouterr().out
-    assert "episodes  4" in out and f"frames    " in out  # the summary is still there
+    assert "episodes  4" in out and "frames    " in out  # the summary is still there
     assert "PROBLEMS  1 video file(s)" in out and f"{gone}: video file of {VIDEO!r} is missing" in out
 
 
@@ -63,5 +63,6 @@ def test_decoder_names_file_frame_and_both_shapes(dataset_root: Path) -> None:
     ds = Dataset(dataset_root)
     path = ds.video_file(1, VIDEO)
     start = float(ds.episode_meta(1)[f"videos/{VIDEO}/from_timestamp"])
-    with pytest.raises(DatasetError, match=rf"{path}: file frame \d+ \(episode frame 3\) decodes to {H}x{W}.*{H}x{W + 2}"):
+    expected = rf"{path}: file frame \d+ \(episode frame 3\) decodes to {H}x{W}.*{H}x{W + 2}"
+    with pytest.raises(DatasetError, match=expected):
         VideoDecoders().decode(path, fps=FPS, from_timestamp=start, frame_indices=[3], expected_hw=(H, W + 2))

@@ -251,8 +251,8 @@ def _check_data_files(meta: Metadata) -> None:
 def _check_video_files(meta: Metadata) -> None:
     problems = video_problems(meta)
     if problems:
-        more = f" (and {len(problems) - 1} more video problem(s); `robo4d data info` lists them)" if len(problems) > 1 else ""
-        raise DatasetError(problems[0] + more)
+        more = f" (and {len(problems) - 1} more video problem(s); `robo4d data info` lists them)"
+        raise DatasetError(problems[0] + (more if len(problems) > 1 else ""))
 
 
 def video_problems(meta: Metadata) -> list[str]:
