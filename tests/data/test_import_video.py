@@ -158,12 +158,20 @@ def test_interrupted_import_resumes_without_decoding_again(sources: Path, tmp_pa
     assert decoded == ["wide.mp4"] and Dataset(out).read_frames(0, [0])[EGO].shape == (1, 16, 16, 3)
 
 
-def test_imported_videos_go_through_extraction_with_a_depth_model(sources: Path, tmp_path: Path) -> None:
+def test_imported_videos_go_through_extraction_with_a_depth_model(
+    sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from video_fixtures import save_tiny_depth_model
 
     model = save_tiny_depth_model(tmp_path / "depth_anything")
     out = tmp_path / "mine"
     cli.main(["data", "import-video", str(sources / "videos" / "clip_a.mp4"), "--out", str(out), "--task", "t"])
+    no_scale = ["extract", "tracks", "--dataset", str(out), "--camera", "ego", "--depth", "model",
+                "--depth-model-dir", str(model)]  # fmt: skip
+    with pytest.raises(SystemExit) as stop:  # a relative model without a metric reference: refused before decoding
+        cli.main(no_scale)
+    assert stop.value.code == 2 and "--depth-median M" in capsys.readouterr().err
+    assert not (out / "extract").exists()
     cli.main(["extract", "tracks", "--dataset", str(out), "--camera", "ego", "--grid", "4", "--depth", "model",
               "--depth-model-dir", str(model), "--depth-median", "1.5"])  # fmt: skip
     ds = Dataset(out)

@@ -56,6 +56,10 @@ class Tracks:
         )  # fmt: skip
         dataset = Dataset(self.dataset)
         runner.check_camera(dataset, self.camera)
+        if self.depth == "model":
+            from robo4d.extract.depth_model import check_scale
+
+            check_scale(settings.depth_model, has_sensor_depth=types.depth_key(self.camera) in dataset.features)
         if shard is not None:
             index, count = shard
             totals = runner.extract_shard(self.dataset, self.camera, settings, index=index, count=count,
