@@ -13,8 +13,8 @@ from robo4d.config import config_from_dict, config_to_dict
 from robo4d.methods.arm4r import ARM4RConfig, ARM4RPolicy, preset
 from robo4d.methods.arm4r import geometry as geo
 from robo4d.methods.arm4r.inference import StepwiseDecoder, full_sequence_readout
-from robo4d.methods.base import build_policy
 from robo4d.methods.arm4r.model_info import parameter_counts
+from robo4d.methods.base import build_policy
 
 
 def random_states(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
