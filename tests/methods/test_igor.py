@@ -39,7 +39,6 @@ def fake_batch(policy, batch: int = 3, seed: int = 0) -> dict:
     frames = lambda: torch.randint(0, 256, (batch, t, side, side, 3), generator=g, dtype=torch.uint8)  # noqa: E731
     out = {types.FRAMES: frames(), types.GOAL_FRAMES: frames(), types.TASK: ["push the block left"] * batch,
            types.PAD_MASK: torch.zeros(batch, t, dtype=torch.bool),
-           types.LATENT_ACTION: torch.randn(batch, t, cfg.num_latents, cfg.code_dim, generator=g),
            types.STATE: torch.randn(batch, t, types.STATE_DIM, generator=g)}  # fmt: skip
     return {k: v for k, v in out.items() if k in spec.keys or k in (types.PAD_MASK, types.TASK)}
 
@@ -60,8 +59,12 @@ def test_presets_validate_and_round_trip() -> None:
 
 @pytest.mark.parametrize("objective", ["lam", "world", "foundation", "control"])
 def test_losses_and_gradients(objective: str) -> None:
-    policy = make_policy(objective)
+    policy = make_policy(objective).train()
+    usage = policy.lam.vq.usage.clone()
     loss, metrics = policy.compute_loss(fake_batch(policy))
+    if objective != "lam":  # a frozen LAM labels in eval mode: no usage updates, no restarts, no gradients
+        assert not policy.lam.training and torch.equal(usage, policy.lam.vq.usage)
+        assert not any(p.requires_grad for p in policy.lam.parameters())
     assert loss.shape == () and torch.isfinite(loss)
     loss.backward()
     grads = {n: p.grad is not None for n, p in policy.named_parameters() if p.requires_grad}

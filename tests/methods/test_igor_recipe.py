@@ -1,6 +1,7 @@
-"""IGOR end to end on synthetic data: the recipe (LAM -> label -> foundation -> control, and the world model)
-trains with falling losses; the control checkpoint carries its frozen foundation, evaluates in Meta-World and
-serves through the generic paths; `robo4d imagine` and `robo4d label` work from the command line."""
+"""IGOR end to end on synthetic data: the recipe (LAM -> foundation -> control, and the world model) trains
+with falling losses through the one trainer; the control checkpoint carries its frozen LAM and foundation,
+evaluates in Meta-World and serves through the generic paths; `robo4d label` and `robo4d imagine` work from
+the command line."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from igor_fixtures import TEXT_DIM, tiny_config, write_dataset
 from conftest import FakeTextEncoder
 from robo4d import cli, types
 from robo4d.data.reader import Dataset
-from robo4d.methods.igor import recipes
 from robo4d.methods.igor.policy import IGORPolicy
+from robo4d.methods.igor.recipes import igor_stages
 from robo4d.train.checkpoint import load_policy, resolve_checkpoint
+from robo4d.train.recipes import RecipeInputs, recipe
+from robo4d.train.trainer import run_stages
 
 
 @pytest.fixture(autouse=True)
@@ -41,43 +44,42 @@ def run_tiny_recipe(tmp: Path, steps: int, episodes: int) -> tuple[Path, tuple[s
     human = (str(write_dataset(tmp / "human", "human", episodes=episodes)),)
     robot = (str(write_dataset(tmp / "robot", "robot", episodes=episodes)),)
     run = tmp / "run"
-    stages = recipes.igor_stages(config=tiny_config(), human=human, robot=robot, run_dir=run, batch_size=8,
-                                 steps=dict.fromkeys(("lam", "foundation", "control"), steps))  # fmt: skip
-    stages = (*stages, recipes.world_stage(stages[1], steps=steps))
-    torch.manual_seed(0)
-    recipes.run_recipe(stages, run, sources=human + robot, progress=False)
+    stages = igor_stages(tiny_config(), human=human, robot=robot, batch_size=8, num_workers=0,
+                         steps=dict.fromkeys(("lam", "foundation", "control", "world"), steps))  # fmt: skip
+    run_stages(stages, run, progress=False)
     return run, human, robot
 
 
-def check_recipe(run: Path, robot: tuple[str, ...], drop: float) -> None:
+def check_losses_fall(run: Path, drop: float) -> None:
     for stage in ("lam", "foundation", "control", "world"):
         curve = losses(run / stage)
         assert np.isfinite(curve).all() and curve[-1] < drop * curve[0], (stage, curve)
-    labelled = Dataset(recipes.labelled_root(run, 1, robot[0]))
-    assert types.LATENT_ACTION in labelled.features and types.LATENT_ACTION not in Dataset(robot[0]).features
+
+
+def test_recipe_is_registered() -> None:
+    entry = recipe("igor")
+    names = [s.name for s in entry.stages(RecipeInputs(robot=("r",), human=("h",)), name="igor")]
+    assert entry.method == "igor" and entry.policy_stage == "control" and names == ["lam", "foundation", "control",
+                                                                                    "world"]  # fmt: skip
 
 
 def test_tiny_recipe_losses_fall_and_control_checkpoint_is_complete(tmp_path: Path) -> None:
     run, human, robot = run_tiny_recipe(tmp_path, steps=30, episodes=4)
-    check_recipe(run, robot, drop=0.95)
-    # The control checkpoint holds the frozen foundation it was trained on, not a re-initialised one.
-    control, foundation = load_policy(run / "control"), load_policy(run / "foundation")
-    for name, tensor in foundation.foundation.state_dict().items():
-        torch.testing.assert_close(control.foundation.state_dict()[name], tensor)
-    # A re-run skips every complete stage and the labelling.
-    stamp = (recipes.labelled_root(run, 0, human[0]) / types.INFO_JSON).stat().st_mtime_ns
-    stages = recipes.igor_stages(config=tiny_config(), human=human, robot=robot, run_dir=run, batch_size=8,
-                                 steps=dict.fromkeys(("lam", "foundation", "control"), 30))  # fmt: skip
-    recipes.run_recipe(stages, run, sources=human + robot, progress=False)
-    assert (recipes.labelled_root(run, 0, human[0]) / types.INFO_JSON).stat().st_mtime_ns == stamp
+    check_losses_fall(run, drop=0.95)
+    # The control checkpoint holds the frozen LAM and foundation it was trained on, not re-initialised ones.
+    control, foundation, lam = (load_policy(run / name) for name in ("control", "foundation", "lam"))
+    for module, source in ((control.foundation, foundation.foundation), (control.lam, lam.lam),
+                           (foundation.lam, lam.lam)):  # fmt: skip
+        for name, tensor in source.state_dict().items():
+            torch.testing.assert_close(module.state_dict()[name], tensor)
     run_cli_commands(run, human, robot, tmp_path)
     eval_and_serve(resolve_checkpoint(run / "control"), tmp_path)
 
 
 @pytest.mark.slow
 def test_longer_tiny_recipe(tmp_path: Path) -> None:
-    run, _, robot = run_tiny_recipe(tmp_path, steps=300, episodes=8)
-    check_recipe(run, robot, drop=0.6)
+    run, _, _ = run_tiny_recipe(tmp_path, steps=300, episodes=8)
+    check_losses_fall(run, drop=0.6)
 
 
 def run_cli_commands(run: Path, human: tuple[str, ...], robot: tuple[str, ...], tmp: Path) -> None:
@@ -87,7 +89,8 @@ def run_cli_commands(run: Path, human: tuple[str, ...], robot: tuple[str, ...], 
     assert out.with_suffix(".mp4").stat().st_size > 0 and out.with_suffix(".png").stat().st_size > 0
     copy = tmp / "robot-labelled"
     cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "lam"), "--out", str(copy)])
-    assert types.LATENT_ACTION_CODES in Dataset(copy).features
+    assert types.LATENT_ACTION_CODES in Dataset(copy).features and types.LATENT_ACTION not in Dataset(robot[0]).features
+    cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "1", "4"])
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "control")])
     assert exit_info.value.code == 2

@@ -2,17 +2,24 @@
 
 Batch layout (from the trainer's window loader; H = history, K = horizon of the objective):
     types.FRAMES         (B, H+K, S, S, 3) uint8 frames of the dataset's IGOR camera (frame source)
-    types.GOAL_FRAMES    (B, H+K, S, S, 3) uint8 each frame's goal o_{t+k} (frame source; lam and world)
-    types.LATENT_ACTION  (B, H, N, D) float32 labels written by `robo4d label latent-actions` (world, foundation)
+    types.GOAL_FRAMES    (B, H+K, S, S, 3) uint8 each frame's goal o_{t+k} (frame source)
     types.STATE          (B, H+K, 8) eef xyz + quaternion wxyz + gripper (control)
     types.PAD_MASK       (B, H+K) bool, True past the episode end
     types.TASK           list of B instructions (foundation and control)
 
-Modules per objective (state-dict prefixes for the stage weight maps):
-    lam         lam.idm, lam.vq, lam.fdm
-    world       world
-    foundation  foundation
-    control     foundation (frozen: loaded from the foundation stage and saved with the checkpoint), low_level
+Modules per objective (state-dict prefixes for the stage weight maps); "frozen" modules are loaded from the
+previous stage and saved with every checkpoint (they are learned, not rebuilt from a named source):
+    lam         lam (trains)
+    world       lam (frozen), world
+    foundation  lam (frozen), foundation
+    control     lam (frozen), foundation (frozen), low_level
+
+Latent-action labels. The world model and the foundation policy learn from the latent action a_t of each
+window's newest frame. The frozen LAM inside the policy computes it from (o_t, o_{t+k}) as it trains, without
+crops: exactly the function `robo4d label latent-actions` writes into datasets, so the recipe needs no
+non-training step between the LAM and the later stages, and a label can never come from another LAM than
+the one the checkpoint carries. In the control stage the LAM's latent of the robot demo is compared with the
+frozen foundation's prediction (metric `latent_l2`): how well the foundation's latents fit the robot data.
 
 Control targets are the tau future states relative to the current one, positions divided by `action_scale`
 (a centimetre becomes 1, like the quaternion and gripper deltas, which stay as they are); at
@@ -39,8 +46,12 @@ from robo4d.methods.igor.lam import LatentActionModel
 from robo4d.methods.igor.world_model import WorldModel
 from robo4d.nn.encoders.base import TextEncoder
 
-_LABELS = "robo4d label latent-actions --dataset D --checkpoint LAM (a trained IGOR lam stage)"
 _VIDEO = "the dataset's RGB video of a camera in IGORConfig.cameras, resized (frame source)"
+
+
+def latent_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance per latent token, averaged (paper Eq. 4): (B, N, D) x 2 -> ()."""
+    return (pred - target).pow(2).sum(-1).mean()
 
 
 @register_method("igor", IGORConfig)
@@ -48,11 +59,12 @@ class IGORPolicy(Policy):
     def __init__(self, config: IGORConfig) -> None:
         super().__init__()
         self.config = config
-        if config.objective == "lam":
-            self.lam = LatentActionModel(config)
-        elif config.objective == "world":
+        self.lam = LatentActionModel(config)
+        if config.objective != "lam":
+            self.lam.requires_grad_(False)
+        if config.objective == "world":
             self.world = WorldModel(config)
-        else:
+        if config.objective in ("foundation", "control"):
             self.foundation = FoundationPolicy(config)
         if config.objective == "control":
             self.foundation.requires_grad_(False)  # only the low-level head trains (paper, Sec. 2.3)
@@ -60,6 +72,20 @@ class IGORPolicy(Policy):
         self._text: TextEncoder | None = None  # frozen, rebuilt from its name: kept off the module tree
         self._text_cache: dict[str, torch.Tensor] = {}
         self._history: deque[torch.Tensor] = deque(maxlen=config.history)
+
+    def frozen_modules(self) -> tuple[torch.nn.Module, ...]:
+        """Learned modules this objective does not train (they stay in eval mode: the VQ's usage statistics and
+        dead-code restarts belong to LAM training alone)."""
+        objective = self.config.objective
+        if objective == "lam":
+            return ()
+        return (self.lam, self.foundation) if objective == "control" else (self.lam,)
+
+    def train(self, mode: bool = True) -> IGORPolicy:
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
 
     # ----------------------------------------------------------------------------------------- text
     def use_text_encoder(self, text: TextEncoder) -> None:
@@ -97,11 +123,7 @@ class IGORPolicy(Policy):
 
     def data_spec(self) -> DataSpec:
         cfg = self.config
-        produced_by = {types.FRAMES: _VIDEO}
-        if cfg.objective in ("lam", "world"):
-            produced_by[types.GOAL_FRAMES] = _VIDEO
-        if cfg.objective in ("world", "foundation"):
-            produced_by[types.LATENT_ACTION] = _LABELS
+        produced_by = {types.FRAMES: _VIDEO, types.GOAL_FRAMES: _VIDEO}
         if cfg.objective == "control":
             produced_by[types.STATE] = "robo4d world robot (robot demonstrations carry the eef state)"
         seq_len = 1 if cfg.objective == "lam" else cfg.history
@@ -128,14 +150,16 @@ class IGORPolicy(Policy):
             pair = torch.stack((batch[types.FRAMES][:, 0], batch[types.GOAL_FRAMES][:, 0]), dim=1)  # (B, 2, S, S, 3)
             return self.lam.loss(to_pixels(pair, cfg.image_size))
         frames = to_pixels(batch[types.FRAMES][:, :h], cfg.image_size)  # (B, H, 3, S, S)
+        goal = to_pixels(batch[types.GOAL_FRAMES][:, h - 1], cfg.image_size)  # (B, 3, S, S) o_{t+k}
+        with torch.no_grad():
+            label = self.lam.encode(torch.stack((frames[:, -1], goal), dim=1)).quantized  # (B, N, D) a_t
         if cfg.objective == "world":
-            goal = to_pixels(batch[types.GOAL_FRAMES][:, h - 1], cfg.image_size)  # (B, 3, S, S)
-            loss = self.world.loss(goal, frames, batch[types.LATENT_ACTION][:, h - 1].float())
+            loss = self.world.loss(goal, frames, label)
             return loss, {"flow_mse": float(loss.detach())}
         text = self.embed_texts(batch[types.TASK])  # (B, E)
         if cfg.objective == "foundation":
             pred, _ = self.foundation(frames, text)  # (B, N, D)
-            loss = (pred - batch[types.LATENT_ACTION][:, h - 1].float()).pow(2).sum(-1).mean()  # L2 per token
+            loss = latent_l2(pred, label)
             return loss, {"latent_l2": float(loss.detach())}
         with torch.no_grad():
             latent, tokens = self.foundation(frames, text)
@@ -144,7 +168,9 @@ class IGORPolicy(Policy):
         target = (state[:, h:] - state[:, h - 1 : h]) / self._delta_scale()  # (B, tau, 8)
         valid = (~batch[types.PAD_MASK][:, h:]).to(pred.dtype)[..., None].expand_as(pred)  # (B, tau, 8)
         loss = ((pred - target).pow(2) * valid).sum() / valid.sum().clamp(min=1.0)
-        return loss, {"action_mse": float(loss.detach()), "valid_fraction": float(valid.mean())}
+        metrics = {"action_mse": float(loss.detach()), "latent_l2": float(latent_l2(latent, label)),
+                   "valid_fraction": float(valid.mean())}  # fmt: skip
+        return loss, metrics
 
     # ---------------------------------------------------------------------------------------- inference
     def reset(self) -> None:
