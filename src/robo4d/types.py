@@ -55,6 +55,7 @@ GOAL_FRAMES = "goal_frames"  # (S, S, 3) uint8: FRAMES of the frame k steps late
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
 EPISODE_SEED = "robo4d.seed"  # int64: the seed that produced the episode's initial state
+EPISODE_SOURCE = "robo4d.source"  # str: the video file or frame folder an imported episode came from
 
 # Files.
 INFO_JSON = "meta/info.json"
