@@ -137,7 +137,7 @@ def test_interrupted_import_resumes_without_decoding_again(sources: Path, tmp_pa
 
     def counting_decode(source, **kwargs):
         decoded.append(source.path.name)
-        return real_decode(source, **kwargs)
+        yield from real_decode(source, **kwargs)
 
     def killed_at_episode_2(self, frames, **kwargs):
         if self.num_episodes == 2:
@@ -148,7 +148,7 @@ def test_interrupted_import_resumes_without_decoding_again(sources: Path, tmp_pa
     monkeypatch.setattr(DatasetWriter, "add_episode", killed_at_episode_2)
     with pytest.raises(KeyboardInterrupt):
         run_import(plan)
-    assert not out.exists() and len(list(plan.work_dir.glob("episode_*.npy"))) == 3
+    assert not out.exists() and len(list(plan.work_dir.glob("episode_*.json"))) == 3
     monkeypatch.setattr(DatasetWriter, "add_episode", real_add)
     decoded.clear()
     run_import(plan_import([sources / "videos", sources / "wide.mp4"], out=out, task="t", size=(32, 48), workers=1))
