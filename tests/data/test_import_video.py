@@ -178,3 +178,12 @@ def test_imported_videos_go_through_extraction_with_a_depth_model(
     data = ds.read_episode(0, [types.points_key("ego"), types.points_visible_key("ego")])
     assert data[types.points_key("ego")].shape == (12, 16, 3) and data[types.points_visible_key("ego")][0].all()
     assert "extract" in ds.robo4d_meta and import_video.META_FIELD in ds.robo4d_meta  # both records kept
+
+
+def test_imported_videos_feed_video_pretraining_as_they_are(sources: Path, tmp_path: Path) -> None:
+    from robo4d.methods.igor.config import preset
+    from robo4d.methods.igor.frames import FrameTable
+
+    plan = plan_import([sources / "videos"], out=tmp_path / "mine", task="t", workers=1)
+    table = FrameTable(Dataset(run_import(plan)), preset("igor-tiny"))
+    assert table.camera == "ego" and table.frames.shape[0] == 12 + 9 and table.goal.shape == (21,)
