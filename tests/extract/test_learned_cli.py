@@ -110,8 +110,9 @@ def test_extract_tracks_with_the_learned_tracker(human_root, trained, tmp_path, 
     # One worker uses every core by default; on a shared test machine torch's spinning threads then crawl.
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 1)
     out = tmp_path / "with_tracks"
+    # Three training steps make no promise about visibility: the visibility gate is not what is tested here.
     Tracks(dataset=human_root, camera="ego", grid=GRID, tracker="learned", tracker_weights=trained / "weights",
-           out=out).run()  # fmt: skip
+           out=out, min_visible=0.0, warn_visible=0.0).run()  # fmt: skip
     ds = Dataset(out)
     data = ds.read_episode(0, [types.points_key("ego"), types.points_visible_key("ego")])
     assert data[types.points_key("ego")].shape == (T, GRID * GRID, 3)
