@@ -1,0 +1,11 @@
+"""GR-1 (Wu et al., ICLR 2024): a GPT-style policy pre-trained to predict future frames of human video.
+
+config.py presets and the config; model.py modules and losses; actions.py state inputs and action targets;
+policy.py the Policy; inference.py step-wise decoding; release.py import of the authors' checkpoint;
+recipes.py the two-stage schedule and the paper's ablations.
+"""
+
+from robo4d.methods.gr1.config import PRESETS, GR1Config, preset
+from robo4d.methods.gr1.policy import GR1Policy
+
+__all__ = ["PRESETS", "GR1Config", "GR1Policy", "preset"]
