@@ -196,7 +196,6 @@ class GR1Policy(Policy):
             arm_loss, grip_loss = action_losses(arm, gripper, arm_target, open_target, ~pad[:, future])
             loss = loss + cfg.arm_weight * arm_loss + cfg.gripper_weight * grip_loss
             metrics |= {"arm_smooth_l1": float(arm_loss.detach()), "gripper_bce": float(grip_loss.detach())}
-        metrics["loss"] = float(loss.detach())
         return loss, metrics
 
     # ---------------------------------------------------------------------------------------- inference
