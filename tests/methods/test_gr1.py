@@ -87,6 +87,17 @@ def test_release_parameter_counts() -> None:
     assert count(model) + 384 == 45_988_039
 
 
+def test_model_info_counts() -> None:
+    from robo4d.methods.gr1.info import parameter_counts
+
+    counts = parameter_counts("gr1-release")
+    assert counts["trainable.finetune.release_layout"] == 45_988_039 and counts["resampler"] == 18_897_408
+    assert counts["frozen.image_encoder"] == 85_798_656  # MAE ViT-B/16, as measured on the release
+    assert counts["trainable.pretrain"] < counts["trainable.finetune"]
+    tiny = parameter_counts("gr1-tiny")
+    assert tiny["trainable.finetune"] < 4_000_000
+
+
 def test_token_layout_and_counts() -> None:
     cfg = preset("gr1-release")
     with torch.device("meta"):
