@@ -4,12 +4,14 @@ Session: the server sends one metadata frame on connect (what the policy expects
 `PROTOCOL_VERSION`); then each client frame is either an observation map or `{RESET: true}`, and each
 gets exactly one reply frame:
     observation  {"observation.images.<cam>": (H, W, 3) uint8, ..., "observation.state": (P,) float,
-                  "task": str}                       -> {ACTIONS: (K, A) float32, KIND: str,
+                  "task" or "prompt": str}           -> {ACTIONS: (K, A) float32, KIND: str,
                                                          SERVER_TIMING: {"infer_ms": float, "total_ms": float}}
     reset        {RESET: true}                       -> {RESET: true}
     anything bad                                     -> {ERROR: "what was wrong and what was expected"}
-A bad frame costs the client one error frame, not its connection (openpi's server closes instead; its
-client treats any non-action reply as an error either way). Torch-free: imported by the robot-side client.
+Arrays use openpi's msgpack layout (see `msgpack_numpy`), so `openpi_client.WebsocketClientPolicy` works
+as is: its `infer` returns the reply map (an {ERROR} map for a bad frame), and `infer({RESET: True})` resets.
+A bad frame costs the client one error frame, not its connection (openpi's server closes instead).
+Torch-free: imported by the robot-side client.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from robo4d.types import STATE, ActionChunk, Observation, image_key
 PROTOCOL_VERSION = 1
 
 # Frame keys beyond the dataset keys (types.STATE, types.image_key(cam)) an observation uses.
-TASK = "task"  # str: the language instruction (openpi calls it "prompt")
+TASK = "task"  # str: the language instruction
+PROMPT = "prompt"  # openpi clients' name for the instruction; accepted in place of TASK (never both)
 RESET = "reset"  # client -> server: forget this connection's episode context
 ACTIONS = "actions"  # (K, A) float32 predicted chunk
 KIND = "kind"  # ActionChunk.kind, e.g. "eef_pose"
@@ -99,7 +102,7 @@ def frame_to_observation(frame: Any, spec: IOSpec) -> Observation:
     """Validate a client's observation map against `spec`; raises ValueError naming the key and what was expected."""
     if not isinstance(frame, dict):
         raise ValueError(f"expected an observation map, got {type(frame).__name__}")
-    expected = {image_key(c) for c in spec.cameras} | {STATE, TASK}
+    expected = {image_key(c) for c in spec.cameras} | {STATE, TASK, PROMPT}
     unknown = sorted(str(k) for k in set(frame) - expected)
     if unknown:
         raise ValueError(f"unexpected key(s) {unknown}; expected exactly {sorted(expected)}")
@@ -120,9 +123,12 @@ def frame_to_observation(frame: Any, spec: IOSpec) -> Observation:
         raise ValueError(f"{STATE!r}: expected ({spec.state_dim},) float, got {got}")
     if not np.all(np.isfinite(state)):
         raise ValueError(f"{STATE!r}: expected finite values, got {state.tolist()}")
-    task = frame.get(TASK)
+    if TASK in frame and PROMPT in frame:
+        raise ValueError(f"both {TASK!r} and {PROMPT!r} given; expected the instruction under one of them")
+    key = PROMPT if PROMPT in frame else TASK
+    task = frame.get(key)
     if not isinstance(task, str):
-        raise ValueError(f"{TASK!r}: expected the instruction as a string, got {type(task).__name__}")
+        raise ValueError(f"{key!r}: expected the instruction as a string, got {type(task).__name__}")
     return Observation(images=images, state=state.astype(np.float32), task=task)
 
 
