@@ -5,7 +5,10 @@ steps) and one "naive" step that re-encodes all t steps so far, the way an unbou
 trunk and readout are timed: the frozen encoders and input MLPs cost the same per step in both.
 Prints JSON: per preset and step, median milliseconds of each and their ratio (naive / robo4d).
 
-    .venv/bin/python benchmarks/runtime.py [--presets arm4r-tiny arm4r-base] [--threads 1]
+GR-1 rows (`measure_gr1`): robo4d's step-wise runner against the release's evaluation, which re-runs its
+resampler and the full 10-step window at every step.
+
+    .venv/bin/python benchmarks/runtime.py [--presets arm4r-tiny arm4r-base] [--gr1-presets gr1-tiny] [--threads 1]
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ def main() -> None:
         cfg = preset(name, stage=3)
         report[name] = {"seq_len": cfg.seq_len, "steps": measure(name, tuple(args.steps), args.repeats)}
     for name in args.gr1_presets:
-        report[name] = {"seq_len": gr1_preset(name).seq_len, "steps": measure_gr1(name, tuple(args.steps), args.repeats)}
+        steps = measure_gr1(name, tuple(args.steps), args.repeats)
+        report[name] = {"seq_len": gr1_preset(name).seq_len, "steps": steps}
     print(json.dumps(report, indent=2))
 
 

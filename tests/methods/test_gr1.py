@@ -88,7 +88,7 @@ def test_release_parameter_counts() -> None:
 
 
 def test_model_info_counts() -> None:
-    from robo4d.methods.gr1.info import parameter_counts
+    from robo4d.methods.gr1.model_info import parameter_counts
 
     counts = parameter_counts("gr1-release")
     assert counts["trainable.finetune.release_layout"] == 45_988_039 and counts["resampler"] == 18_897_408

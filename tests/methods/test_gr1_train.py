@@ -14,11 +14,12 @@ import torch
 from robo4d import types
 from robo4d.data.features import Feature
 from robo4d.data.writer import DatasetWriter
-from robo4d.methods.gr1.recipes import gr1_stages, recipe_stages, transfer_map
+from robo4d.methods.gr1.recipes import gr1_stages, transfer_map
 from robo4d.nn.feature_cache import CACHE_DIR_ENV
 from robo4d.train.checkpoint import load_policy
 from robo4d.train.metrics_log import METRICS_FILE, read_records
 from robo4d.train.optim import OptimConfig
+from robo4d.train.recipes import RecipeInputs, baseline_recipe, recipe, recipes_of
 from robo4d.train.trainer import run_stages
 from robo4d.train.weight_map import resolve
 
@@ -74,11 +75,21 @@ def test_transfer_maps_cover_the_finetune_policy() -> None:
         assert "model.trunk.h.0.attn.c_attn.weight" in loaded and "model.embed_img.0.weight" in loaded
         assert "model.embed_img.1.weight" not in loaded and "model.action_head.arm.weight" not in loaded
         assert ("model.decoder.decoder_pred.weight" in loaded) == video
-    assert [s.name for s in recipe_stages("gr1-scratch", "gr1-tiny", human=(), robot=("r",))] == ["finetune"]
+
+
+def test_recipes_are_registered() -> None:
+    assert set(recipes_of("gr1")) == {"gr1-2stage", "gr1-scratch", "gr1-no-video", "gr1-scratch-no-video"}
+    assert baseline_recipe("gr1") == "gr1-scratch"
+    inputs = RecipeInputs(human=("h",), robot=("r",))
+    stages = recipe("gr1-2stage").stages(inputs, name="gr1-2stage")
+    assert [s.name for s in stages] == ["pretrain", "finetune"] and stages[1].init_from == "pretrain"
+    assert stages[0].policy.cameras == ("ego",) and stages[1].policy.video_loss
+    ablation = recipe("gr1-scratch-no-video").stages(RecipeInputs(robot=("r",)), name="x")
+    assert [s.name for s in ablation] == ["finetune"] and not ablation[0].policy.video_loss
     with pytest.raises(ValueError, match="needs --human"):
-        recipe_stages("gr1-2stage", "gr1-tiny", human=(), robot=("r",))
-    with pytest.raises(KeyError, match="did you mean 'gr1-2stage'"):
-        recipe_stages("gr1-2stag", "gr1-tiny", human=("h",), robot=("r",))
+        recipe("gr1-no-video").stages(RecipeInputs(robot=("r",)), name="gr1-no-video")
+    with pytest.raises(ValueError, match="belongs to method 'arm4r'"):
+        recipe("gr1-2stage").stages(RecipeInputs(preset="arm4r-tiny", human=("h",), robot=("r",)), name="gr1-2stage")
 
 
 def _falls(stage_dir: Path, key: str | None = None) -> tuple[float, float]:

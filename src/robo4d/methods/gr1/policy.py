@@ -134,15 +134,25 @@ class GR1Policy(Policy):
     # ----------------------------------------------------------------------------------------- training
     def data_spec(self) -> DataSpec:
         cfg = self.config
-        produced_by = {}
+        produced_by, derived_from, shapes = {}, {}, {}
         for cam in cfg.cameras:
             needs = f"needs {types.image_key(cam)}"
             produced_by[types.image_tokens_key(cam)] = f"frozen {cfg.image_encoder} tokens of {cam!r} ({needs})"
+            derived_from[types.image_tokens_key(cam)] = types.image_key(cam)
             if cfg.video_loss:
                 produced_by[patch_pixels_key(cam)] = f"the feature cache's target pixels of {cam!r} ({needs})"
+                derived_from[patch_pixels_key(cam)] = types.image_key(cam)
         if cfg.predicts_actions:
             produced_by[types.STATE] = "robo4d world robot (robot demonstrations carry the eef state)"
-        return DataSpec(keys=tuple(produced_by), seq_len=cfg.seq_len, horizon=cfg.horizon, produced_by=produced_by)
+            shapes[types.STATE] = (types.STATE_DIM,)
+        return DataSpec(
+            keys=tuple(produced_by),
+            seq_len=cfg.seq_len,
+            horizon=cfg.horizon,
+            produced_by=produced_by,
+            shapes=shapes,
+            derived_from=derived_from,
+        )
 
     def io(self) -> types.PolicyIO:
         cfg = self.config

@@ -2,7 +2,7 @@
 
     gr1-2stage            pretrain (human video: language + ego frames, future-frame loss) -> finetune (robot
                           front + wrist frames, state, actions; action + video losses)
-    gr1-scratch           finetune only, from random weights (no pre-training)
+    gr1-scratch           finetune only, from random weights (no pre-training; the method's baseline)
     gr1-no-video          pretrain -> finetune without the video loss
     gr1-scratch-no-video  finetune only, without the video loss (paper: 3.33 vs 4.21 avg. len on CALVIN ABCD->D)
 
@@ -17,15 +17,20 @@ AdamW, cosine) at step counts sized for the tiny preset on a CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from robo4d.methods.gr1.config import preset
 from robo4d.methods.gr1.policy import ACTION_MODULES, SHARED_MODULES, SLOT_MODULES
 from robo4d.train.optim import OptimConfig
+from robo4d.train.recipes import Recipe, RecipeInputs, register_recipe
 from robo4d.train.stage import StageConfig
 from robo4d.train.weight_map import INIT, LOAD, WeightMap, WeightRule
 
+METHOD = "gr1"
+DEFAULT_PRESET = "gr1-tiny"
 PRETRAIN_STEPS = 1500
 FINETUNE_STEPS = 1500
-_COMMON = {"method": "gr1", "batch_size": 16, "eval_every": 250, "save_every": 500, "log_every": 10}
+_COMMON = {"method": METHOD, "batch_size": 16, "eval_every": 250, "save_every": 500, "log_every": 10}
 
 
 def transfer_map(video_loss: bool) -> WeightMap:
@@ -91,27 +96,33 @@ def gr1_stages(
     return pretrain_stage(preset_name, human, **(pretrain or {})), tune
 
 
-RECIPES: dict[str, dict[str, bool]] = {
-    "gr1-2stage": {"pretrained": True, "video_loss": True},
-    "gr1-scratch": {"pretrained": False, "video_loss": True},
-    "gr1-no-video": {"pretrained": True, "video_loss": False},
-    "gr1-scratch-no-video": {"pretrained": False, "video_loss": False},
+def _build(pretrained: bool, video_loss: bool) -> Callable[[RecipeInputs], tuple[StageConfig, ...]]:
+    def build(inputs: RecipeInputs) -> tuple[StageConfig, ...]:
+        assert inputs.preset is not None  # Recipe.resolve fills it
+        return gr1_stages(
+            inputs.preset, human=inputs.human, robot=inputs.robot, pretrained=pretrained, video_loss=video_loss
+        )
+
+    return build
+
+
+RECIPES = {  # name -> (pretrained, video_loss, description)
+    "gr1-2stage": (True, True, "GR-1: human-video future-frame pre-training -> robot fine-tuning (actions + frames)"),
+    "gr1-scratch": (False, True, "GR-1 fine-tuning (actions + frames) from random weights: no pre-training"),
+    "gr1-no-video": (True, False, "GR-1 ablation: pre-training -> fine-tuning on actions only (no video loss)"),
+    "gr1-scratch-no-video": (False, False, "GR-1 ablation: fine-tuning on actions only from random weights"),
 }
 
-DESCRIPTIONS = {
-    "gr1-2stage": "GR-1: human-video future-frame pre-training -> robot fine-tuning (actions + frames)",
-    "gr1-scratch": "GR-1 ablation: fine-tuning only (actions + frames), no pre-training",
-    "gr1-no-video": "GR-1 ablation: pre-training -> fine-tuning on actions only (no video loss)",
-    "gr1-scratch-no-video": "GR-1 ablation: fine-tuning on actions only from random weights",
-}
-
-
-def recipe_stages(
-    name: str, preset_name: str, *, human: tuple[str, ...], robot: tuple[str, ...]
-) -> tuple[StageConfig, ...]:
-    """A named GR-1 recipe's stages."""
-    from robo4d.methods.base import unknown_name_message
-
-    if name not in RECIPES:
-        raise KeyError(unknown_name_message("recipe", name, RECIPES))
-    return gr1_stages(preset_name, human=human, robot=robot, **RECIPES[name])
+for _name, (_pretrained, _video, _description) in RECIPES.items():
+    register_recipe(
+        _name,
+        Recipe(
+            method=METHOD,
+            description=_description,
+            needs=("human", "robot") if _pretrained else ("robot",),
+            default_preset=DEFAULT_PRESET,
+            policy_stage="finetune",
+            baseline=_name == "gr1-scratch",
+            build=_build(_pretrained, _video),
+        ),
+    )
