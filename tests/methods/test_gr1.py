@@ -286,3 +286,14 @@ def test_save_load_round_trip(attach_fakes) -> None:
     load_saved_state(other, state, source="test")
     batch = fake_batch(cfg)
     torch.testing.assert_close(other.compute_loss(batch)[0], policy.compute_loss(batch)[0])
+
+
+def test_golden_losses_do_not_drift(attach_fakes) -> None:
+    """Fixed seed, fixed fake batch: the loss terms of the small finetune model (recorded when written)."""
+    torch.manual_seed(0)
+    cfg = small()
+    policy = attach_fakes(GR1Policy(cfg)).eval()
+    _, metrics = policy.compute_loss(fake_batch(cfg))
+    golden = {"video_mse.front": 1.0199332, "video_mse.wrist": 1.0174819, "arm_smooth_l1": 16.429832}
+    golden["gripper_bce"] = 0.6933398
+    assert metrics == pytest.approx(golden, rel=1e-4)
