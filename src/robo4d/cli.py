@@ -30,6 +30,23 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class UserError(SystemExit):
+    """How main() stops on a user's mistake: exit code 2 (its message is already on stderr); str() is the message,
+    so callers and tests can still see what went wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(USER_ERROR_EXIT)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _stop(message: str) -> UserError:
+    print(message, file=sys.stderr)
+    return UserError(message)
+
+
 @dataclass(frozen=True)
 class _Group:
     module: str  # module holding COMMANDS (a dict name -> dataclass) or COMMAND (one dataclass)
@@ -78,8 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     if name not in GROUPS:
         from robo4d.methods.base import unknown_name_message
 
-        print(f"robo4d: {unknown_name_message('command', name, GROUPS)}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+        raise _stop(f"robo4d: {unknown_name_message('command', name, GROUPS)}")
     module = importlib.import_module(GROUPS[name].module)
     commands = getattr(module, "COMMANDS", {})
     prog = f"robo4d {name}" + (f" {rest[0]}" if rest and rest[0] in commands else "")
@@ -94,15 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as e:
         if debug:
             raise
-        print(f"{prog}: {one_line(e)}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+        raise _stop(f"{prog}: {one_line(e)}") from None
     except SystemExit as e:
         # Commands that stop with a message (sys.exit("robo4d train: ...")) report a user error too.
         if debug or not isinstance(e.code, str):
             raise
         message = one_line(ValueError(e.code))
-        print(message if message.startswith("robo4d") else f"{prog}: {message}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+        raise _stop(message if message.startswith("robo4d") else f"{prog}: {message}") from None
 
 
 if __name__ == "__main__":

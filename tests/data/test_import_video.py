@@ -137,7 +137,7 @@ def test_interrupted_import_resumes_without_decoding_again(sources: Path, tmp_pa
 
     def counting_decode(source, **kwargs):
         decoded.append(source.path.name)
-        return real_decode(source, **kwargs)
+        yield from real_decode(source, **kwargs)
 
     def killed_at_episode_2(self, frames, **kwargs):
         if self.num_episodes == 2:
@@ -148,7 +148,7 @@ def test_interrupted_import_resumes_without_decoding_again(sources: Path, tmp_pa
     monkeypatch.setattr(DatasetWriter, "add_episode", killed_at_episode_2)
     with pytest.raises(KeyboardInterrupt):
         run_import(plan)
-    assert not out.exists() and len(list(plan.work_dir.glob("episode_*.npy"))) == 3
+    assert not out.exists() and len(list(plan.work_dir.glob("episode_*.json"))) == 3
     monkeypatch.setattr(DatasetWriter, "add_episode", real_add)
     decoded.clear()
     run_import(plan_import([sources / "videos", sources / "wide.mp4"], out=out, task="t", size=(32, 48), workers=1))
@@ -178,3 +178,12 @@ def test_imported_videos_go_through_extraction_with_a_depth_model(
     data = ds.read_episode(0, [types.points_key("ego"), types.points_visible_key("ego")])
     assert data[types.points_key("ego")].shape == (12, 16, 3) and data[types.points_visible_key("ego")][0].all()
     assert "extract" in ds.robo4d_meta and import_video.META_FIELD in ds.robo4d_meta  # both records kept
+
+
+def test_imported_videos_feed_video_pretraining_as_they_are(sources: Path, tmp_path: Path) -> None:
+    from robo4d.methods.igor.config import preset
+    from robo4d.methods.igor.frames import FrameTable
+
+    plan = plan_import([sources / "videos"], out=tmp_path / "mine", task="t", workers=1)
+    table = FrameTable(Dataset(run_import(plan)), preset("igor-tiny"))
+    assert table.camera == "ego" and table.frames.shape[0] == 12 + 9 and table.goal.shape == (21,)

@@ -14,9 +14,10 @@ videos in time (each output frame is the latest source frame at or before its ti
 of a folder of frames.
 
 Everything cheap is checked before any decoding (paths, tasks, intrinsics, the first frame of every source, one
-resolution or `--size`, one frame rate). Decoding runs in worker processes; each finished episode is staged as a
-raw uint8 array in `<out>.import-work/`, so an interrupted run continues where it stopped when the same command
-is run again; the work folder is removed once the dataset is published. Sources are only ever read.
+resolution or `--size`, one frame rate). Decoding runs in worker processes, frame by frame; each finished episode
+is staged as raw uint8 frames in `<out>.import-work/` (disk: T*H*W*3 bytes per episode), so an interrupted run
+continues where it stopped when the same command is run again, and episodes are written to the dataset in order
+while later ones decode. The work folder is removed once the dataset is published. Sources are only read.
 """
 
 from __future__ import annotations
@@ -308,20 +309,19 @@ def intrinsics_matrix(values: tuple[float, float, float, float]) -> np.ndarray:
 # Decoding (in workers) and writing (in order, in this process).
 
 
-def decode_source(source: Source, *, size: tuple[int, int], fps: int, resample: bool) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of one source at `size` (and at `fps` when resampling)."""
-    if source.kind == "frames":
-        images = []
-        for path in source.frames:
-            image = _read_image(path)
-            if image.shape[:2] != (source.height, source.width):
-                raise DatasetError(
-                    f"{path}: frame is {image.shape[0]}x{image.shape[1]} but the folder's first frame is "
-                    f"{source.height}x{source.width}; every frame of a folder needs one size"
-                )
-            images.append(_resize(image, size))
-        return np.stack(images)
-    return np.stack(list(_video_frames(source, size=size, fps=fps if resample else None)))
+def decode_source(source: Source, *, size: tuple[int, int], fps: int, resample: bool) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames of one source at `size` (and at `fps` when resampling), one at a time."""
+    if source.kind == "video":
+        yield from _video_frames(source, size=size, fps=fps if resample else None)
+        return
+    for path in source.frames:
+        image = _read_image(path)
+        if image.shape[:2] != (source.height, source.width):
+            raise DatasetError(
+                f"{path}: frame is {image.shape[0]}x{image.shape[1]} but the folder's first frame is "
+                f"{source.height}x{source.width}; every frame of a folder needs one size"
+            )
+        yield _resize(image, size)
 
 
 def _video_frames(source: Source, *, size: tuple[int, int], fps: int | None) -> Iterator[np.ndarray]:
@@ -365,15 +365,33 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _stage_one(job: tuple[int, Source, str, tuple[int, int], int, bool]) -> tuple[int, str, int]:
-    """Decode one source into the work folder (skipped when already there); returns (episode, file, frames)."""
-    episode, source, path, size, fps, resample = job
-    target = Path(path)
-    if not target.is_file():
-        frames = decode_source(source, size=size, fps=fps, resample=resample)
-        tmp = target.with_name(target.stem + ".tmp.npy")
-        np.save(tmp, frames)
-        os.replace(tmp, target)
-    return episode, path, len(np.load(target, mmap_mode="r"))
+    """Decode one source into the work folder, frame by frame (memory stays one frame), unless a previous run
+    finished it: `<stem>.u8` holds the raw (T, H, W, 3) bytes, `<stem>.json` (written last) says T.
+    Returns (episode, stem, T)."""
+    episode, source, stem, size, fps, resample = job
+    done = Path(stem + ".json")
+    if not done.is_file():
+        tmp, count = Path(stem + ".u8.tmp"), 0
+        with tmp.open("wb") as f:
+            for frame in decode_source(source, size=size, fps=fps, resample=resample):
+                f.write(frame.tobytes())
+                count += 1
+        if count == 0:
+            raise DatasetError(f"{source.path}: no frame could be decoded")
+        os.replace(tmp, stem + ".u8")
+        _write_json_atomic(done, {"frames": count, "size": list(size)})
+    return episode, stem, int(json.loads(done.read_text())["frames"])
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def staged_frames(stem: str, length: int, size: tuple[int, int]) -> np.ndarray:
+    """(T, H, W, 3) uint8, memory-mapped from a staged episode."""
+    return np.memmap(stem + ".u8", dtype=np.uint8, mode="r", shape=(length, size[0], size[1], 3))
 
 
 def _staged(jobs: list, workers: int) -> Iterator[tuple[int, str, int]]:
@@ -412,15 +430,15 @@ def run_import(plan: ImportPlan) -> Path:
         types.image_key(CAMERA): Feature(dtype="video", shape=(h, w, 3), names=("height", "width", "channels")),
         types.intrinsics_key(CAMERA): Feature(dtype="float32", shape=(3, 3)),
     }
-    jobs = [(e, s, str(work / f"episode_{e:06d}.npy"), plan.size, plan.fps, plan.resample)
+    jobs = [(e, s, str(work / f"episode_{e:06d}"), plan.size, plan.fps, plan.resample)
             for e, s in enumerate(plan.sources)]  # fmt: skip
     writer = DatasetWriter(plan.out, fps=plan.fps, features=features, robot_type=None, overwrite=plan.overwrite)
     episodes = []
     try:
         bar = tqdm(_staged(jobs, plan.workers), total=len(jobs), desc=f"import {plan.out.name}", unit="video")
-        for episode, path, length in bar:
+        for episode, stem, length in bar:
             source = plan.sources[episode]
-            frames = np.load(path, mmap_mode="r")  # (T, H, W, 3) uint8
+            frames = staged_frames(stem, length, plan.size)  # (T, H, W, 3) uint8
             k = np.broadcast_to(intrinsics_matrix(plan.intrinsics[episode]), (length, 3, 3))
             writer.add_episode({types.image_key(CAMERA): frames, types.intrinsics_key(CAMERA): k}, task=source.task,
                                extra={types.EPISODE_SOURCE: str(source.path)})  # fmt: skip
