@@ -4,15 +4,17 @@ Session: the server sends one metadata frame on connect (what the policy expects
 the robot -> policy `camera_map`, the method name and `PROTOCOL_VERSION`); then each client frame is either an
 observation map or `{RESET: true}`, and each gets exactly one reply frame:
     observation  {"observation.images.<robot cam>": (H, W, 3) uint8, ..., "observation.state": (P,) float,
-                  "task": str}                       -> {ACTIONS: (K, A) float32, KIND: str,
+                  "task" or "prompt": str}           -> {ACTIONS: (K, A) float32, KIND: str,
                                                          SERVER_TIMING: {"infer_ms": float, "total_ms": float}}
     reset        {RESET: true}                       -> {RESET: true}
     anything bad                                     -> {ERROR: "what was wrong and what was expected"}
 Images are keyed by the robot's camera names (the policy's, unless the server was given a camera map); the
 state key is absent for a policy that reads no state (`STATE_NONE`). Replies carry the policy's action kind:
 end-effector poses or joint-space commands, never a pre-training output (the server refuses those at start).
-A bad frame costs the client one error frame, not its connection (openpi's server closes instead; its
-client treats any non-action reply as an error either way). Torch-free: imported by the robot-side client.
+Arrays use openpi's msgpack layout (see `msgpack_numpy`), so `openpi_client.WebsocketClientPolicy` works
+as is: its `infer` returns the reply map (an {ERROR} map for a bad frame), and `infer({RESET: True})` resets.
+A bad frame costs the client one error frame, not its connection (openpi's server closes instead).
+Torch-free: imported by the robot-side client.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from robo4d.types import STATE, STATE_NONE, TASK, ActionChunk, Observation, Poli
 PROTOCOL_VERSION = 2  # 2: the metadata frame carries PolicyIO's fields and the camera map
 
 # Frame keys beyond the dataset keys (types.STATE, types.TASK, types.image_key(cam)) an observation uses.
+PROMPT = "prompt"  # openpi clients' name for the instruction; accepted in place of types.TASK (never both)
 RESET = "reset"  # client -> server: forget this connection's episode context
 ACTIONS = "actions"  # (K, A) float32 predicted chunk
 KIND = "kind"  # ActionChunk.kind, e.g. types.ACTION_EEF_POSE
@@ -95,7 +98,7 @@ def frame_to_observation(frame: Any, spec: IOSpec) -> Observation:
         raise ValueError(f"expected an observation map, got {type(frame).__name__}")
     io = spec.io
     with_state = io.state_kind != STATE_NONE
-    expected = {image_key(c) for c in spec.robot_cameras} | {TASK} | ({STATE} if with_state else set())
+    expected = {image_key(c) for c in spec.robot_cameras} | {TASK, PROMPT} | ({STATE} if with_state else set())
     unknown = sorted(str(k) for k in set(frame) - expected)
     if unknown:
         raise ValueError(f"unexpected key(s) {unknown}; expected exactly {sorted(expected)}")
@@ -116,9 +119,12 @@ def frame_to_observation(frame: Any, spec: IOSpec) -> Observation:
         raise ValueError(f"{STATE!r}: expected ({io.state_dim},) float ({io.state_kind} state), got {got}")
     if not np.all(np.isfinite(state)):
         raise ValueError(f"{STATE!r}: expected finite values, got {state.tolist()}")
-    task = frame.get(TASK)
+    if TASK in frame and PROMPT in frame:
+        raise ValueError(f"both {TASK!r} and {PROMPT!r} given; expected the instruction under one of them")
+    key = PROMPT if PROMPT in frame else TASK
+    task = frame.get(key)
     if not isinstance(task, str):
-        raise ValueError(f"{TASK!r}: expected the instruction as a string, got {type(task).__name__}")
+        raise ValueError(f"{key!r}: expected the instruction as a string, got {type(task).__name__}")
     return Observation(images=images, state=state.astype(np.float32), task=task)
 
 
