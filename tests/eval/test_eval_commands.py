@@ -102,5 +102,5 @@ def test_image_size_comes_from_the_policy_io_unless_overridden(tmp_path: Path) -
 
 
 def test_cli_dispatches_to_the_eval_command(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(SystemExit, match="no such file"):  # a user error: one stderr line, exit 2
         cli.main(["eval", "--checkpoint", str(tmp_path / "missing"), "--tasks", "reach-v3", "--episodes", "3"])
