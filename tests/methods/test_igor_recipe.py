@@ -98,24 +98,21 @@ def run_cli_commands(run: Path, human: tuple[str, ...], robot: tuple[str, ...], 
 
 def eval_and_serve(ckpt: Path, tmp: Path) -> None:
     """The generic eval and serve paths, unchanged, drive the chained IGOR policy."""
-    import copy
-
     from robo4d.eval.commands import EvalCommand
-    from robo4d.eval.policy_source import checkpoint_io_spec
     from robo4d.serve.client import PolicyClient
-    from robo4d.serve.server import PolicyServer, ServerConfig
+    from robo4d.serve.commands import ServeCommand
+    from robo4d.serve.server import PolicyServer
 
     EvalCommand(checkpoint=ckpt, tasks=("reach-v3",), episodes=1, max_steps=6, workers=1, videos_per_task=0,
                 out=tmp / "eval").run()  # fmt: skip
     info = json.loads((tmp / "eval" / "eval_info.json").read_text())
     assert [task["task"] for task in info["per_task"]] == ["reach-v3"]
-    spec = checkpoint_io_spec(ckpt)
-    assert spec.action_kind == types.ACTION_EEF_POSE and spec.cameras == (types.CAM_FRONT,)
-    template = load_policy(ckpt)
-    side = spec.image_size[0]
-    obs = types.Observation(images={"front": np.zeros((side, side, 3), np.uint8)}, task="push the block left",
+    spec, make_policy, config = ServeCommand(checkpoint=ckpt, port=0).plan()
+    assert spec.io.action_kind == types.ACTION_EEF_POSE and spec.io.cameras == (types.CAM_FRONT,)
+    h, w = spec.io.image_size
+    obs = types.Observation(images={"front": np.zeros((h, w, 3), np.uint8)}, task="push the block left",
                             state=np.array([0, 0.6, 0.2, 1, 0, 0, 0, 1], np.float32))  # fmt: skip
-    with PolicyServer(lambda: copy.deepcopy(template), spec, ServerConfig(port=0)).start_in_thread() as server:
+    with PolicyServer(make_policy, spec, config).start_in_thread() as server:
         with PolicyClient(server.url) as client:
             chunk = client.predict_action_chunk(obs)
     assert chunk.kind == types.ACTION_EEF_POSE and chunk.actions.shape == (3, 8) and np.isfinite(chunk.actions).all()
