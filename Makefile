@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/python -m pip install -q --no-deps openpi-client==0.1.2  # why --no-deps: see pyproject's dev extra
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -21,7 +21,15 @@ def test_grid_collapses_axes_a_method_ignores() -> None:
     assert {(c.human, c.tracks) for c in scratch} == {(bench.NO_HUMAN, bench.ANY_TRACKS)}  # no human video read
     assert len(scratch) == 3 and len(arm4r) == 3 * 4 * 2  # seeds; seeds x human data x track sources
     assert cells[0].method == "scratch"  # the baseline of each demo count runs first
-    assert len(bench.expand(bench.PRESETS["paper"])) == 3 * 4 * 3 * (1 + 2 * 4 * 2)
+
+
+def test_the_paper_grid_holds_every_registered_recipe() -> None:
+    from robo4d.train.recipes import all_recipes
+
+    methods = {c.method for c in bench.expand(bench.PRESETS["paper"])}
+    assert methods == {*all_recipes(), *bench.VARIANTS}  # GR-1 and IGOR come in through the registry
+    quick = bench.PRESETS["quick"]
+    assert {c.method for c in bench.expand(quick)} == set(quick.methods)
 
 
 def test_dropping_a_stage_rewires_the_next_one() -> None:

@@ -68,8 +68,8 @@ def test_summary_rows_levers_and_most_informative() -> None:
     rows = summarise(results)
     assert [r["method"] for r in rows] == ["scratch", "arm4r", "arm4r"]  # the baseline first
     by_human = {r["human"]: r for r in rows}
-    assert by_human["in-domain"]["vs_scratch"]["mean"] == pytest.approx(50.0)
-    assert by_human["other"]["vs_scratch"]["mean"] == 0.0 and by_human["none"]["vs_scratch"] is None
+    assert by_human["in-domain"]["vs_baseline"]["mean"] == pytest.approx(50.0)
+    assert by_human["other"]["vs_baseline"]["mean"] == 0.0 and by_human["none"]["vs_baseline"] is None
     (lever,) = [lv for lv in levers(results) if lv["axis"] == "human"]
     assert (lever["a"], lever["b"], lever["a_minus_b"]["mean"]) == ("in-domain", "other", pytest.approx(50.0))
     assert most_informative(rows)["human"] == "in-domain"

@@ -75,9 +75,10 @@ def test_free_standing_goals_are_drawn_as_markers() -> None:
         env.close()
 
 
-# Not checked here: sweep-v3's target is a point beyond the table edge (success: the puck leaves the table) and
+# Not checked here, as their targets are not points: sweep-v3's lies beyond the table edge (success: the puck
+# leaves the table), disassemble-v3's is a height (the ring lifted 15 cm above the peg it sits on), and
 # hand-insert-v3's lies under the table, inside the hole the table draws around it.
-SEEN_HUMAN_TASKS = tuple(t for t in tasks.HUMAN_TASKS if t not in ("sweep-v3", "hand-insert-v3"))
+SEEN_HUMAN_TASKS = tuple(t for t in tasks.HUMAN_TASKS if t not in ("sweep-v3", "disassemble-v3", "hand-insert-v3"))
 
 
 @pytest.mark.parametrize("task", SEEN_HUMAN_TASKS)

@@ -77,14 +77,15 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {"arm4r-no-stage2": ("arm4r-3
 class BenchPreset:
     """The grid's axes and the fixed training/evaluation budget of every cell."""
 
-    methods: tuple[str, ...]  # recipe names (train.recipes) or VARIANTS
+    methods: tuple[str, ...] | None  # recipe names (train.recipes) or VARIANTS; None: every one registered
     demos: tuple[int, ...]  # robot demos per task
     seeds: tuple[int, ...]  # training seeds
     human: tuple[str, ...]  # HUMAN_DATA names (for methods that pre-train on human video)
     tracks: tuple[str, ...]  # track sources: "extracted", "ground-truth" (for methods whose stages read them)
     settings: tuple[str, ...]  # SETTINGS names
     tasks: tuple[str, ...]  # robot tasks trained and evaluated
-    model: str = "arm4r-tiny"  # model preset every recipe is built with
+    baseline: str = "scratch"  # the recipe every cell is compared with (paired), at its demo count and setting
+    track_grid: int = 16  # GxG 3D tracks per frame, extracted and ground truth (ARM4R's tiny preset reads 256)
     steps_scale: float = 1.0  # every stage's optimiser steps = the recipe's x this
     batch_size: int = 32
     image_size: int = 128
@@ -93,7 +94,7 @@ class BenchPreset:
     eval_seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
-        for name in ("methods", "demos", "seeds", "human", "tracks", "settings", "tasks", "eval_seeds"):
+        for name in ("demos", "seeds", "human", "tracks", "settings", "tasks", "eval_seeds"):
             if not getattr(self, name):
                 raise ValueError(f"BenchPreset.{name} must not be empty")
         for name, allowed in (("human", HUMAN_DATA), ("settings", SETTINGS)):
@@ -101,8 +102,12 @@ class BenchPreset:
                 if value not in allowed:
                     raise ValueError(f"BenchPreset.{name}: {unknown_name_message(name, value, allowed)}")
         world_tasks.check_tasks(self.tasks, world_tasks.ROBOT_TASKS, kind="robot task")
-        if min(self.demos) < 1 or self.steps_scale <= 0 or self.batch_size < 1 or self.eval_episodes < 1:
-            raise ValueError("BenchPreset: demos, steps_scale, batch_size and eval_episodes must be positive")
+        if (
+            min(self.demos) < 1
+            or self.steps_scale <= 0
+            or min(self.batch_size, self.eval_episodes, self.track_grid) < 1
+        ):
+            raise ValueError("BenchPreset: demos, steps_scale, batch_size, eval_episodes, track_grid must be positive")
 
     def budget(self) -> dict[str, Any]:
         """Everything but the axes: what every cell of this preset shares (part of each cell's key)."""
@@ -140,7 +145,7 @@ PRESETS: dict[str, BenchPreset] = {
     ),  # fmt: skip
     # The full grid (GPU-days on CPU; run it in shards): 250 evaluation episodes per cell.
     "paper": BenchPreset(
-        methods=("scratch", "arm4r-3stage", "arm4r-no-stage2"),
+        methods=None,
         demos=(2, 5, 10),
         seeds=(0, 1, 2),
         human=("other", "other-x4", "all", "in-domain"),
@@ -176,11 +181,15 @@ class Cell:
 # --- recipes -------------------------------------------------------------------------------------------------
 
 
-def _recipe_stages(method: str, inputs: Any) -> tuple[Any, ...]:
+def _recipe(method: str) -> Any:
     from robo4d.train.recipes import recipe
 
+    return recipe(VARIANTS.get(method, (method, ()))[0])
+
+
+def _recipe_stages(method: str, inputs: Any) -> tuple[Any, ...]:
     name, dropped = VARIANTS.get(method, (method, ()))
-    stages = recipe(name).stages(inputs, name=name)
+    stages = _recipe(method).stages(inputs, name=name)
     for drop in dropped:
         gone = next(s for s in stages if s.name == drop)
         stages = tuple(
@@ -193,38 +202,39 @@ def _recipe_stages(method: str, inputs: Any) -> tuple[Any, ...]:
     return stages
 
 
-def _needs_human(method: str) -> bool:
-    from robo4d.train.recipes import recipe
-
-    return "human" in recipe(VARIANTS.get(method, (method, ()))[0]).needs
-
-
-def _reads_tracks(method: str, model: str) -> bool:
+def _reads_tracks(method: str) -> bool:
     from robo4d.train.recipes import RecipeInputs
 
-    built = [_recipe_stages(method, RecipeInputs(preset=model, human=("h",), robot=("r",), tracks=t))
+    built = [_recipe_stages(method, RecipeInputs(human=("h",), robot=("r",), tracks=t))
              for t in ("extracted", "ground-truth")]  # fmt: skip
     return built[0] != built[1]
 
 
 def known_methods() -> tuple[str, ...]:
-    from robo4d.train.recipes import RECIPES
+    from robo4d.train.recipes import all_recipes
 
-    return (*RECIPES, *VARIANTS)
+    return (*all_recipes(), *VARIANTS)
+
+
+def methods(preset: BenchPreset) -> tuple[str, ...]:
+    """The preset's methods, its baseline first; checked against the registry."""
+    chosen = known_methods() if preset.methods is None else preset.methods
+    for method in (preset.baseline, *chosen):
+        if method not in known_methods():
+            raise ValueError(f"bench: {unknown_name_message('method', method, known_methods())}")
+    return tuple(dict.fromkeys((preset.baseline, *chosen)))
 
 
 def expand(preset: BenchPreset) -> list[Cell]:
     """Every cell of the grid, in the order they are run: lowest demo count and the baseline first."""
-    for method in preset.methods:
-        if method not in known_methods():
-            raise ValueError(f"bench: {unknown_name_message('method', method, known_methods())}")
+    chosen = methods(preset)
     cells = []
-    for method in preset.methods:
-        human = preset.human if _needs_human(method) else (NO_HUMAN,)
-        track = preset.tracks if _reads_tracks(method, preset.model) else (ANY_TRACKS,)
+    for method in chosen:
+        human = preset.human if "human" in _recipe(method).needs else (NO_HUMAN,)
+        track = preset.tracks if _reads_tracks(method) else (ANY_TRACKS,)
         for demos, setting, h, t, seed in itertools.product(preset.demos, preset.settings, human, track, preset.seeds):
             cells.append(Cell(method=method, demos=demos, seed=seed, human=h, tracks=t, setting=setting))
-    order = {m: i for i, m in enumerate(preset.methods)}
+    order = {m: i for i, m in enumerate(chosen)}
     return sorted(cells, key=lambda c: (c.demos, c.setting, c.seed, order[c.method], c.human, c.tracks))
 
 
@@ -246,19 +256,15 @@ def _hash(obj: Any) -> str:
 
 
 def robot_data_config(preset: BenchPreset, demos: int, setting: str) -> dict[str, Any]:
-    from robo4d.methods.arm4r.config import preset as model_preset
-
-    grid = round(model_preset(preset.model, 1).num_points ** 0.5)  # tracks must match the model's point count
     options = dataclasses.asdict(SETTINGS[setting].train)
     return {"kind": "robot", "tasks": preset.tasks, "episodes": demos, "seed": 0, "image_size": preset.image_size,
-            "max_steps": preset.max_steps, "grid": grid, "options": options}  # fmt: skip
+            "max_steps": preset.max_steps, "grid": preset.track_grid, "options": options}  # fmt: skip
 
 
 def human_data_config(preset: BenchPreset, human: str) -> dict[str, Any]:
     data = HUMAN_DATA[human]
-    grid = robot_data_config(preset, 1, "default")["grid"]
     return {"kind": "human", "tasks": data.tasks, "episodes": data.episodes, "seed": HUMAN_SEED,
-            "image_size": preset.image_size, "max_steps": preset.max_steps, "grid": grid}  # fmt: skip
+            "image_size": preset.image_size, "max_steps": preset.max_steps, "grid": preset.track_grid}  # fmt: skip
 
 
 def cell_config(preset: BenchPreset, cell: Cell) -> dict[str, Any]:
@@ -323,7 +329,7 @@ def _dataset(out: Path, config: dict[str, Any], *, workers: int) -> Path:
 def build_stages(preset: BenchPreset, cell: Cell, robot: Path, human: Path | None) -> tuple[Any, ...]:
     from robo4d.train.recipes import RecipeInputs
 
-    inputs = RecipeInputs(preset=preset.model, robot=(str(robot),), human=(str(human),) if human else (),
+    inputs = RecipeInputs(robot=(str(robot),), human=(str(human),) if human else (),
                           tracks=cell.tracks if cell.tracks != ANY_TRACKS else "extracted")  # fmt: skip
     stages = []
     for s in _recipe_stages(cell.method, inputs):
@@ -342,15 +348,14 @@ def bench_env(task: str, seed: int, *, image_size: tuple[int, int], cameras: tup
 
 
 def _evaluate(preset: BenchPreset, checkpoint: Path, options: WorldOptions, out: Path, workers: int) -> dict:
-    from robo4d.eval.commands import held_out_seed
-    from robo4d.eval.evaluate import EvalConfig, evaluate
-    from robo4d.eval.policy_source import checkpoint_io_spec, load_local_policy
+    """`robo4d eval`'s plan (checks, cameras, runtime), in the world of the cell's evaluation options."""
+    from robo4d.eval.commands import EvalCommand, held_out_seed
+    from robo4d.eval.evaluate import evaluate
 
-    spec = checkpoint_io_spec(checkpoint)
-    config = EvalConfig(tasks=preset.tasks, episodes=preset.eval_episodes, seeds=preset.eval_seeds,
-                        workers=workers, videos_per_task=0)  # fmt: skip
-    make_env = functools.partial(bench_env, image_size=spec.image_size, cameras=spec.cameras, options=options)
-    make_policy = functools.partial(load_local_policy, str(checkpoint))
+    command = EvalCommand(checkpoint=checkpoint, tasks=preset.tasks, episodes=preset.eval_episodes,
+                          seeds=preset.eval_seeds, workers=workers, videos_per_task=0, out=out)  # fmt: skip
+    config, make_policy, world_env = command.plan()
+    make_env = functools.partial(bench_env, **world_env.keywords, options=options)
     return evaluate(config, make_policy, make_env, held_out_seed, out, progress=False)
 
 
@@ -371,12 +376,13 @@ def run_cell(preset: BenchPreset, cell: Cell, out: Path, *, workers: int = 2) ->
     start = time.perf_counter()
     run_stages(stages, cell_dir / "run", resume=True, progress=False)
     train_s = time.perf_counter() - start
-    info = _evaluate(preset, cell_dir / "run" / stages[-1].name, SETTINGS[cell.setting].eval, cell_dir / "eval",
-                     workers)  # fmt: skip
+    policy = cell_dir / "run" / _recipe(cell.method).policy_stage
+    info = _evaluate(preset, policy, SETTINGS[cell.setting].eval, cell_dir / "eval", workers)
     result = {
         "key": key,
         "config": config,
         "cell": dataclasses.asdict(cell),
+        "family": _recipe(cell.method).method,  # the registered method the recipe trains
         "robot_demos_kept": Dataset(robot).num_episodes,
         "episodes": [
             {"task": e["task"], "seed": e["seed"], "success": bool(e["success"])} for e in info["per_episode"]

@@ -21,7 +21,7 @@ from robo4d.recipes.bench_stats import (
     success_matrix,
 )
 
-BASELINE = "scratch"  # the recipe every other method is compared with
+DEFAULT_BASELINE = "scratch"  # the recipe other methods are compared with, unless the preset names another
 REPORT, CURVES, CELLS_JSON = "report.md", "data_efficiency.png", "bench.json"
 AXES = ("method", "human", "tracks", "setting", "demos")
 
@@ -33,38 +33,38 @@ def group_results(results: list[dict[str, Any]]) -> dict[tuple, list[dict[str, A
     return dict(groups)
 
 
-def _baseline(groups: dict[tuple, list[dict]], group: tuple) -> list[dict] | None:
+def _baseline(groups: dict[tuple, list[dict]], group: tuple, baseline: str) -> list[dict] | None:
     method, _, _, setting, demos = group
-    if method == BASELINE:
+    if method == baseline:
         return None
-    return next((g for k, g in groups.items() if k[0] == BASELINE and k[3] == setting and k[4] == demos), None)
+    return next((g for k, g in groups.items() if k[0] == baseline and k[3] == setting and k[4] == demos), None)
 
 
-def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per group: its axes, success interval and paired difference to scratch (None where absent)."""
+def summarise(results: list[dict[str, Any]], baseline: str = DEFAULT_BASELINE) -> list[dict[str, Any]]:
+    """One row per group: its axes, success interval and paired difference to the baseline (None where absent)."""
     groups = group_results(results)
     rows = []
-    for key in sorted(groups, key=lambda k: (k[3], k[4], k[0] != BASELINE, k)):
+    for key in sorted(groups, key=lambda k: (k[3], k[4], k[0] != baseline, k)):
         cells = groups[key]
-        base = _baseline(groups, key)
+        base = _baseline(groups, key, baseline)
         diff = paired_difference(cells, base) if base else None
         rows.append({
             **dict(zip(AXES, key, strict=True)),
             "success": bootstrap_interval(success_matrix(cells)[0]).as_dict(),
-            "vs_scratch": diff.as_dict() if diff else None,
+            "vs_baseline": diff.as_dict() if diff else None,
             "cells": sorted(c["key"] for c in cells),
         })  # fmt: skip
     return rows
 
 
-def levers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def levers(results: list[dict[str, Any]], baseline: str = DEFAULT_BASELINE) -> list[dict[str, Any]]:
     """Pairs of groups that differ in exactly one axis (not demos): the effect of changing that axis."""
     groups = group_results(results)
     out = []
     for axis_i, axis in enumerate(AXES[:-1]):
         by_rest: dict[tuple, dict[str, list[dict]]] = defaultdict(dict)
         for key, cells in groups.items():
-            if axis == "method" or BASELINE not in key:
+            if axis == "method" or baseline not in key:
                 by_rest[key[:axis_i] + key[axis_i + 1 :]][key[axis_i]] = cells
         for rest, variants in sorted(by_rest.items()):
             names = sorted(variants)
@@ -79,12 +79,12 @@ def levers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def most_informative(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row whose paired difference to scratch is best resolved: largest |mean| / interval half-width."""
-    scored = [r for r in rows if r["vs_scratch"]]
+    scored = [r for r in rows if r["vs_baseline"]]
     if not scored:
         return None
 
     def resolution(r: dict[str, Any]) -> float:
-        d = r["vs_scratch"]
+        d = r["vs_baseline"]
         return abs(d["mean"]) / max((d["high"] - d["low"]) / 2, 1e-9)
 
     return max(scored, key=resolution)
@@ -133,17 +133,17 @@ def write_report(results: list[dict[str, Any]], out: Path, *, title: str = "robo
     """report.md, data_efficiency.png and bench.json under `out` from every finished cell."""
     if not results:
         raise ValueError(f"{out}: no finished cells to report")
-    rows, lever_rows = summarise(results), levers(results)
+    budget = results[0]["config"]["budget"]
+    rows, lever_rows = summarise(results, budget["baseline"]), levers(results, budget["baseline"])
     out.mkdir(parents=True, exist_ok=True)
     (out / CELLS_JSON).write_text(json.dumps({"groups": rows, "levers": lever_rows, "cells": results}, indent=1))
     curves = _curves(rows, out / CURVES)
-    budget = results[0]["config"]["budget"]
     n_eps = len(results[0]["episodes"])
     seeds = max(r["success"]["seeds"] for r in rows)
     lines = [
         f"# {title}",
         "",
-        f"{len(results)} cells. Model `{budget['model']}`, steps x{budget['steps_scale']} of each recipe, batch "
+        f"{len(results)} cells. Each recipe's default model preset, steps x{budget['steps_scale']}, batch "
         f"{budget['batch_size']}. Evaluation fixed before training: {n_eps} episodes per cell "
         f"({budget['eval_episodes']} per task x {len(budget['tasks'])} tasks x evaluation seeds "
         f"{budget['eval_seeds']}), on held-out initial states shared by every cell. With {seeds} training "
@@ -151,21 +151,22 @@ def write_report(results: list[dict[str, Any]], out: Path, *, title: str = "robo
         "(success near 50%); paired differences, whose shared difficulty cancels, resolve smaller ones.",
         "",
         "Success %: mean ± std over training seeds, [95% bootstrap interval over seeds and initial states]. "
-        "Δ scratch: paired by training seed and initial state.",
+        f"Δ {budget['baseline']}: paired by training seed and initial state.",
         "",
-        "| method | human data | tracks | setting | demos/task | seeds | success | 95% interval | Δ scratch [95%] |",
+        "| method | human data | tracks | setting | demos/task | seeds | success | 95% interval "
+        f"| Δ {budget['baseline']} [95%] |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["success"]
         lines.append(f"| {r['method']} | {r['human']} | {r['tracks']} | {r['setting']} | {r['demos']} | {s['seeds']} "
                      f"| {s['mean']:.1f} ± {s['std']:.1f} | [{s['low']:.1f}, {s['high']:.1f}] "
-                     f"| {_fmt(r['vs_scratch'], signed=True)} |")  # fmt: skip
+                     f"| {_fmt(r['vs_baseline'], signed=True)} |")  # fmt: skip
     best = most_informative(rows)
     if best:
         lines += ["", f"**Most informative cell:** {best['method']} ({best['human']} human data, {best['tracks']} "
-                  f"tracks, {best['setting']}, {best['demos']} demos/task): {_fmt(best['vs_scratch'], True)} "
-                  "points against scratch."]  # fmt: skip
+                  f"tracks, {best['setting']}, {best['demos']} demos/task): {_fmt(best['vs_baseline'], True)} "
+                  f"points against {budget['baseline']}."]  # fmt: skip
     lines += ["", "## Levers (rows differing in one axis; a − b, paired)", ""]
     if lever_rows:
         lines += ["| axis | a | b | where | a − b [95%] |", "|---|---|---|---|---|"]
