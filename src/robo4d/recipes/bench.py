@@ -143,6 +143,20 @@ PRESETS: dict[str, BenchPreset] = {
         batch_size=16,
         eval_episodes=10,
     ),  # fmt: skip
+    # The levers at the lowest demo count, on quick's budget (so quick's cells are shared): human video
+    # of the robot tasks vs of other tasks, oracle vs extracted tracks, stage 2 on/off.
+    "levers": BenchPreset(
+        methods=("scratch", "arm4r-3stage", "arm4r-no-stage2"),
+        demos=(2,),
+        seeds=(0, 1, 2),
+        human=("other", "in-domain"),
+        tracks=("extracted", "ground-truth"),
+        settings=("default",),
+        tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
+        steps_scale=0.1,
+        batch_size=16,
+        eval_episodes=10,
+    ),  # fmt: skip
     # The full grid (GPU-days on CPU; run it in shards): 250 evaluation episodes per cell.
     "paper": BenchPreset(
         methods=None,
