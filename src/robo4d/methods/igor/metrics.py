@@ -32,6 +32,8 @@ def predictiveness(
     latents: np.ndarray, actions: np.ndarray, ks: tuple[int, ...], *, samples: int = 2000, seed: int = 0
 ) -> dict[int, np.ndarray]:
     """latents (M, L), actions (M, A) -> k -> (A,) mean normalised std of actions among k nearest latents."""
+    if min(ks) < 2:
+        raise ValueError(f"predictiveness needs k >= 2 neighbours (the spread of one action is 0), got {ks}")
     if len(latents) != len(actions) or len(latents) <= max(ks):
         raise ValueError(f"predictiveness needs more than {max(ks)} labelled frames, got {len(actions)}")
     rng = np.random.default_rng(seed)
