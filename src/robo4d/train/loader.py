@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from robo4d.methods.base import DataSpec, Policy
-from robo4d.types import INFO_JSON
+from robo4d.train.camera_map import dataset_cameras
+from robo4d.types import INFO_JSON, camera_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +44,35 @@ def lerobot_backend() -> DataBackend:
 
 
 class MissingFeaturesError(ValueError):
-    """A dataset lacks features the stage's policy reads; the message says which command produces them."""
+    """A dataset lacks features the stage's policy reads, or has them in another shape; one line naming the
+    dataset, the feature, its shape and what was expected (and which command produces a missing one)."""
 
 
-def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str]) -> None:
-    missing = [k for k in spec.keys if k not in dataset.features and k not in provided]
-    if missing:
-        lines = [f"  {k}: produced by `{spec.produced_by[k]}`" if k in spec.produced_by else f"  {k}" for k in missing]
-        raise MissingFeaturesError(f"{root}: dataset lacks feature(s) this stage needs:\n" + "\n".join(lines))
+def _missing(key: str, spec: DataSpec, features: Any) -> str:
+    hint = f" (produced by `{spec.produced_by[key]}`)" if key in spec.produced_by else ""
+    key = spec.derived_from.get(key, key)  # a frame source's key: name the dataset key it is computed from
+    try:
+        cam = camera_of(key)
+    except KeyError:
+        return f"feature {key}{hint}"
+    cameras = sorted(dataset_cameras(features))
+    return f"feature {key}{hint}; its cameras are {cameras} (map one with --camera-map SRC={cam})"
+
+
+def check_features(root: Path, dataset: Any, spec: DataSpec) -> None:
+    """Every key the spec reads exists (frame-source keys: the dataset key they are computed from) with the
+    declared per-frame shape. Cheap: the trainer runs it before any frame source encodes anything."""
+    features = dataset.features
+    problems = [
+        f"lacks {_missing(key, spec, features)}" for key in spec.keys if spec.derived_from.get(key, key) not in features
+    ]
+    problems += [
+        f"feature {key} has shape {tuple(features[key].shape)}, expected {tuple(expected)}"
+        for key, expected in spec.shapes.items()
+        if key in features and tuple(features[key].shape) != tuple(expected)
+    ]
+    if problems:
+        raise MissingFeaturesError(f"{root}: does not fit this stage's policy: " + "; ".join(problems))
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -120,13 +142,21 @@ class StageData:
 
 
 def open_stage_data(
-    roots: tuple[str, ...], policy: Policy, spec: DataSpec, *, val_fraction: float, seed: int, backend: DataBackend
+    datasets: list[tuple[Path, Any]],
+    policy: Policy,
+    spec: DataSpec,
+    *,
+    val_fraction: float,
+    seed: int,
+    backend: DataBackend,
 ) -> StageData:
+    """Windows of already opened (and checked, see check_features) datasets; frame sources are built here."""
     trains, vals, stats, identities = [], [], [], []
-    for i, root in enumerate(Path(r) for r in roots):
-        dataset = backend.open_dataset(root)
+    for i, (root, dataset) in enumerate(datasets):
         sources = policy.frame_sources(dataset)
-        check_features(root, dataset, spec, set(sources))
+        undeclared = sorted(set(spec.derived_from) & set(spec.keys) - set(sources))
+        if undeclared:
+            raise ValueError(f"{type(policy).__name__}.frame_sources does not provide {undeclared}")
         train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = partial(
