@@ -190,4 +190,5 @@ def test_serves_any_frozen_encoder_keyed_by_its_name(tmp_path: Path, encoder) ->
     lookup = cache.lookup(source, "ego", MeanColour(), progress=False)
     assert lookup(np.array([[4, 0]])).shape == (1, 2, 3)
     cache.features(source, "ego", encoder, progress=False)  # another encoder: its own entry beside
-    assert sorted(p.name.split("--")[1] for p in tmp_path.iterdir()) == [encoder.name, "mean-colour-v1"]
+    metas = [json.loads((p / META_FILE).read_text()) for p in tmp_path.iterdir()]
+    assert sorted(m["encoder"] for m in metas) == sorted([encoder.name, "mean-colour-v1"])
