@@ -48,29 +48,30 @@ class MissingFeaturesError(ValueError):
     dataset, the feature, its shape and what was expected (and which command produces a missing one)."""
 
 
-def _missing(key: str, spec: DataSpec, features: Any) -> str:
-    hint = f" (produced by `{spec.produced_by[key]}`)" if key in spec.produced_by else ""
-    key = spec.derived_from.get(key, key)  # a frame source's key: name the dataset key it is computed from
-    try:
-        cam = camera_of(key)
-    except KeyError:
-        return f"feature {key}{hint}"
-    cameras = sorted(dataset_cameras(features))
-    return f"feature {key}{hint}; its cameras are {cameras} (map one with --camera-map SRC={cam})"
-
-
 def check_features(root: Path, dataset: Any, spec: DataSpec) -> None:
     """Every key the spec reads exists (frame-source keys: the dataset key they are computed from) with the
     declared per-frame shape. Cheap: the trainer runs it before any frame source encodes anything."""
     features = dataset.features
-    problems = [
-        f"lacks {_missing(key, spec, features)}" for key in spec.keys if spec.derived_from.get(key, key) not in features
-    ]
+    problems, cameras = [], []
+    for key in spec.keys:
+        needed = spec.derived_from.get(key, key)  # a frame source's key: the dataset key it is computed from
+        if needed in features:
+            continue
+        hint = f" (produced by `{spec.produced_by[key]}`)" if key in spec.produced_by and needed == key else ""
+        problems.append(f"lacks feature {needed}{hint}")
+        try:
+            cameras.append(camera_of(needed))
+        except KeyError:
+            continue  # not a per-camera key
     problems += [
         f"feature {key} has shape {tuple(features[key].shape)}, expected {tuple(expected)}"
         for key, expected in spec.shapes.items()
         if key in features and tuple(features[key].shape) != tuple(expected)
     ]
+    if cameras:
+        have = sorted(dataset_cameras(features))
+        example = f", e.g. --camera-map {have[0]}={cameras[0]}" if have else ""
+        problems.append(f"its cameras are {have}: map one to camera {cameras[0]!r} with --camera-map SRC=DST{example}")
     if problems:
         raise MissingFeaturesError(f"{root}: does not fit this stage's policy: " + "; ".join(problems))
 

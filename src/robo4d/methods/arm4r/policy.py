@@ -301,7 +301,7 @@ class ARM4RPolicy(Policy):
                 "fine-tune it with objective='control' (stage 3) before running it on a robot"
             )
         device = next(self.parameters()).device
-        state = torch.as_tensor(np.asarray(obs.state, dtype=np.float32), device=device)
+        state = torch.as_tensor(np.array(obs.state, dtype=np.float32), device=device)  # a copy: may be read-only
         if state.shape != (cfg.input_dim if cfg.joint else types.STATE_DIM,):
             want = cfg.input_dim if cfg.joint else types.STATE_DIM
             raise ValueError(f"Observation.state: expected shape ({want},), got {tuple(state.shape)}")
