@@ -7,6 +7,8 @@ at tiny scale, through `tiny_scale` (documented in the README under the block):
     train          + --steps 2 --batch-size 4 --num-workers 0 --no-progress
     eval           --episodes 1 --seeds 0 --tasks reach-v3 --workers 1
     serve          a free port, in a subprocess, answered one observation, then stopped
+and the inputs a user brings are small generated stand-ins: `my_videos/` (two short mp4s) and
+`weights/depth-anything-v2-small` (a randomly initialised tiny Depth Anything V2, saved like the real one).
 """
 
 from __future__ import annotations
@@ -159,9 +161,20 @@ def _serve_once(argv: list[str], port: int, cwd: Path) -> None:
         server.wait(timeout=30)
 
 
+def _user_inputs(root: Path) -> None:
+    """Stand-ins for what a user brings: their videos and the depth model's weights."""
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from video_fixtures import moving_texture, save_tiny_depth_model, write_mp4
+
+    for i in range(2):
+        write_mp4(root / "my_videos" / f"clip_{i}.mp4", moving_texture(24, 64, 64, seed=i), rate=10)
+    save_tiny_depth_model(root / "weights" / "depth-anything-v2-small")
+
+
 @pytest.mark.slow
 def test_readme_pipeline_runs_as_written_at_tiny_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Minutes: every README pipeline line, in order, in an empty directory (run with `pytest -m slow`)."""
+    _user_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ROBO4D_CACHE_DIR", str(tmp_path / "cache"))
     port = _free_port()

@@ -42,15 +42,20 @@ POINTS_PREFIX = "observation.points."  # + cam -> (N, 3) float32 extracted 3D tr
 POINTS_VISIBLE_PREFIX = "observation.points_visible."  # + cam -> (N,) bool
 GT_POINTS_PREFIX = "ground_truth.points."  # + cam -> (N, 3) float32 exact 3D tracks (embedded world only)
 GT_POINTS_VISIBLE_PREFIX = "ground_truth.points_visible."  # + cam -> (N,) bool
+LATENT_ACTION = "latent_action.vector"  # (N, D) float32 a_t: latent action o_t -> o_{t+k} (robo4d label)
+LATENT_ACTION_CODES = "latent_action.codes"  # (N,) int64 codebook indices of LATENT_ACTION
 
 # Keys that exist only in training windows (never in a dataset).
 PAD_MASK = "pad_mask"  # (T+K,) bool: True where the frame lies past the episode's end
 TASK = "task"  # str per window: the episode's instruction (a batch holds a list of B strings)
 IMAGE_TOKENS_PREFIX = "frozen.image_tokens."  # + cam -> (L, C) float32 frozen-encoder tokens (a frame source)
+FRAMES = "frames"  # (S, S, 3) uint8 RGB of the first policy camera the dataset has, resized (a frame source)
+GOAL_FRAMES = "goal_frames"  # (S, S, 3) uint8: FRAMES of the frame k steps later, clamped to the episode end
 
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
 EPISODE_SEED = "robo4d.seed"  # int64: the seed that produced the episode's initial state
+EPISODE_SOURCE = "robo4d.source"  # str: the video file or frame folder an imported episode came from
 
 # Files.
 INFO_JSON = "meta/info.json"

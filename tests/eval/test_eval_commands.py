@@ -95,5 +95,5 @@ def test_image_size_falls_back_to_the_training_dataset(tmp_path: Path) -> None:
 
 
 def test_cli_dispatches_to_the_eval_command(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(SystemExit, match="no such file"):  # a user error: one stderr line, exit 2
         cli.main(["eval", "--checkpoint", str(tmp_path / "missing"), "--tasks", "reach-v3", "--episodes", "3"])

@@ -29,6 +29,7 @@ from robo4d.extract.depth_model import DepthAnythingDepth, DepthModelConfig, che
 from robo4d.extract.errors import ExtractError
 from robo4d.extract.pipeline import EpisodeInput, LiftConfig, Tracks, extract_episode
 from robo4d.extract.trackers import LKConfig
+from robo4d.extract.visibility import VisibilityThresholds, check_visibility, count_visible, record_visibility
 
 EXTRACT_VERSION = 1  # bump when the same settings would produce different tracks
 EXTRACT_DIR = "extract"
@@ -237,14 +238,23 @@ def collect_shards(root: Path, camera: str, num_episodes: int) -> ShardSet:
     return ShardSet(settings=manifests[0]["settings"], files=files, folders=folders)
 
 
-def merge(root: Path, camera: str, *, out: Path | None = None, overwrite: bool = False) -> Path:
-    """Write the shards' tracks as dataset columns (in place, or into a new dataset at `out`)."""
+def merge(
+    root: Path,
+    camera: str,
+    *,
+    out: Path | None = None,
+    overwrite: bool = False,
+    visibility: VisibilityThresholds | None = None,
+) -> Path:
+    """Write the shards' tracks as dataset columns (in place, or into a new dataset at `out`); too few visible
+    point-frames warn or refuse first (extract.visibility; default thresholds when `visibility` is None)."""
     from robo4d.data.edit import add_features
     from robo4d.data.features import Feature
     from robo4d.data.reader import Dataset
 
     dataset = Dataset(root)
     shards = collect_shards(root, camera, dataset.num_episodes)
+    report = check_visibility(count_visible(shards.files), camera, visibility or VisibilityThresholds(), where=root)
     grid = shards.settings["lift"]["grid"]
     n = grid * grid
     features = {
@@ -263,6 +273,7 @@ def merge(root: Path, camera: str, *, out: Path | None = None, overwrite: bool =
     # Not atomic with the columns: a crash between the two leaves columns without a record, which the next run
     # treats as "made some other way" (it asks for --overwrite) — never as a false match.
     _record_settings(target, camera, shards.settings)
+    record_visibility(target, camera, report)
     for base in {root, target}:  # add_features hard-links extra files, shard folders included, into `out`
         shutil.rmtree(base / EXTRACT_DIR / camera, ignore_errors=True)
         if (base / EXTRACT_DIR).is_dir() and not any((base / EXTRACT_DIR).iterdir()):
