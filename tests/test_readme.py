@@ -83,14 +83,14 @@ def test_every_readme_pipeline_line_parses_and_the_block_is_coherent(monkeypatch
             value = values.get(name)
             for path in value if isinstance(value, tuple) else [value] if value is not None else []:
                 assert any(str(path).startswith(w) for w in written), f"{argv}: {path} is read before it is written"
-        for name in ("out",):
-            if values.get(name) is not None:
-                written.add(str(values[name]))
-    grids = {
-        _option(argv, "--grid")[0] if "--grid" in argv else "default"
-        for argv in commands
-        if argv[:2] == ["extract", "tracks"]
+        if values.get("out") is not None:
+            written.add(str(values["out"]))
+    trained = {
+        path for argv in commands if argv[0] == "train" for o in ("--human", "--robot") for path in _option(argv, o)
     }
+    extractions = [a for a in commands if a[:2] == ["extract", "tracks"] and _option(a, "--dataset")[0] in trained]
+    assert extractions, "the README extracts tracks of no dataset it trains on"
+    grids = {(_option(argv, "--grid") or ["default"])[0] for argv in extractions}
     assert len(grids) == 1, f"extractions of one recipe must share a grid (one point count per model), got {grids}"
     from robo4d.train.recipes import recipe
 

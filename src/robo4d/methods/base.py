@@ -104,8 +104,9 @@ class Policy(nn.Module, abc.ABC):
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """Extra per-frame arrays the windows need, looked up by global frame `index` (e.g. cached frozen
-        image tokens, so training never re-runs a frozen encoder). Every key returned here that `data_spec()`
-        reads must be declared in its `derived_from` (so it is checked before anything is encoded).
+        image tokens, so training never re-runs a frozen encoder). Declare each key returned here in
+        `data_spec().derived_from`: the dataset key it needs is then checked before anything is encoded (an
+        undeclared one only once the sources are built).
         Default: none."""
         return {}
 

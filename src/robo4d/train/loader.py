@@ -48,14 +48,17 @@ class MissingFeaturesError(ValueError):
     dataset, the feature, its shape and what was expected (and which command produces a missing one)."""
 
 
-def check_features(root: Path, dataset: Any, spec: DataSpec) -> None:
+def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str] | None = None) -> None:
     """Every key the spec reads exists (frame-source keys: the dataset key they are computed from) with the
-    declared per-frame shape. Cheap: the trainer runs it before any frame source encodes anything."""
+    declared per-frame shape. Cheap: the trainer runs it before any frame source encodes anything
+    (`provided=None`), and again with the keys the built frame sources provide: a key missing from the dataset
+    that the policy did not declare in `derived_from` can only be judged then."""
     features = dataset.features
     problems, cameras = [], []
     for key in spec.keys:
         needed = spec.derived_from.get(key, key)  # a frame source's key: the dataset key it is computed from
-        if needed in features:
+        undeclared = key not in spec.derived_from
+        if needed in features or (undeclared and (provided is None or key in provided)):
             continue
         hint = f" (produced by `{spec.produced_by[key]}`)" if key in spec.produced_by and needed == key else ""
         problems.append(f"lacks feature {needed}{hint}")
@@ -155,9 +158,10 @@ def open_stage_data(
     trains, vals, stats, identities = [], [], [], []
     for i, (root, dataset) in enumerate(datasets):
         sources = policy.frame_sources(dataset)
-        undeclared = sorted(set(spec.derived_from) & set(spec.keys) - set(sources))
-        if undeclared:
-            raise ValueError(f"{type(policy).__name__}.frame_sources does not provide {undeclared}")
+        check_features(root, dataset, spec, set(sources))
+        unprovided = sorted(set(spec.derived_from) & set(spec.keys) - set(sources))
+        if unprovided:
+            raise ValueError(f"{type(policy).__name__}.frame_sources does not provide {unprovided}")
         train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = partial(
