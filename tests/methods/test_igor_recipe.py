@@ -5,7 +5,10 @@ the command line."""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +26,12 @@ from robo4d.train.recipes import RecipeInputs, recipe
 from robo4d.train.trainer import run_stages
 
 
-@pytest.fixture(autouse=True)
-def fake_text(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="module")
+def fake_text() -> Iterator[None]:
     """Every IGOR policy built in these tests (also by load_policy) encodes text with the fake encoder."""
-    monkeypatch.setattr(IGORPolicy, "embed_texts", _fake_embed)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(IGORPolicy, "embed_texts", _fake_embed)
+        yield
 
 
 def _fake_embed(self: IGORPolicy, texts):  # type: ignore[no-untyped-def]
@@ -36,79 +41,100 @@ def _fake_embed(self: IGORPolicy, texts):  # type: ignore[no-untyped-def]
     return self._text.encode(list(texts)).to(next(self.parameters()).device)
 
 
-def losses(stage_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
+@dataclass(frozen=True)
+class TinyRun:
+    run: Path
+    human: tuple[str, ...]
+    robot: tuple[str, ...]
 
 
-def run_tiny_recipe(tmp: Path, steps: int, episodes: int) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
+def train_tiny_recipe(tmp: Path, steps: int, episodes: int) -> TinyRun:
     human = (str(write_dataset(tmp / "human", "human", episodes=episodes)),)
     robot = (str(write_dataset(tmp / "robot", "robot", episodes=episodes)),)
     run = tmp / "run"
     stages = igor_stages(tiny_config(), human=human, robot=robot, batch_size=8, num_workers=0,
                          steps=dict.fromkeys(("lam", "foundation", "control", "world"), steps))  # fmt: skip
     run_stages(stages, run, progress=False)
-    return run, human, robot
+    return TinyRun(run, human, robot)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, fake_text: None) -> TinyRun:
+    """The whole recipe, 30 steps per stage on 4 + 4 synthetic episodes (trained once for this module)."""
+    return train_tiny_recipe(tmp_path_factory.mktemp("igor"), steps=30, episodes=4)
 
 
 def check_losses_fall(run: Path, drop: float) -> None:
     for stage in ("lam", "foundation", "control", "world"):
-        curve = losses(run / stage)
+        curve = [json.loads(line)["loss"] for line in (run / stage / "metrics.jsonl").read_text().splitlines()]
         assert np.isfinite(curve).all() and curve[-1] < drop * curve[0], (stage, curve)
 
 
 def test_recipe_is_registered() -> None:
     entry = recipe("igor")
     names = [s.name for s in entry.stages(RecipeInputs(robot=("r",), human=("h",)), name="igor")]
-    assert entry.method == "igor" and entry.policy_stage == "control" and names == ["lam", "foundation", "control",
-                                                                                    "world"]  # fmt: skip
+    assert entry.method == "igor" and entry.policy_stage == "control"
+    assert names == ["lam", "foundation", "control", "world"]
 
 
-def test_tiny_recipe_losses_fall_and_control_checkpoint_is_complete(tmp_path: Path) -> None:
-    run, human, robot = run_tiny_recipe(tmp_path, steps=30, episodes=4)
-    check_losses_fall(run, drop=0.95)
-    # The control checkpoint holds the frozen LAM and foundation it was trained on, not re-initialised ones.
-    control, foundation, lam = (load_policy(run / name) for name in ("control", "foundation", "lam"))
-    for module, source in ((control.foundation, foundation.foundation), (control.lam, lam.lam),
-                           (foundation.lam, lam.lam)):  # fmt: skip
-        for name, tensor in source.state_dict().items():
-            torch.testing.assert_close(module.state_dict()[name], tensor)
-    run_cli_commands(run, human, robot, tmp_path)
-    eval_and_serve(resolve_checkpoint(run / "control"), tmp_path)
+def test_tiny_recipe_losses_fall(tiny: TinyRun) -> None:
+    check_losses_fall(tiny.run, drop=0.95)
 
 
 @pytest.mark.slow
 def test_longer_tiny_recipe(tmp_path: Path) -> None:
-    run, _, _ = run_tiny_recipe(tmp_path, steps=300, episodes=8)
-    check_losses_fall(run, drop=0.6)
+    check_losses_fall(train_tiny_recipe(tmp_path, steps=300, episodes=8).run, drop=0.6)
 
 
-def run_cli_commands(run: Path, human: tuple[str, ...], robot: tuple[str, ...], tmp: Path) -> None:
-    out = tmp / "imagine" / "transfer"
-    cli.main(["imagine", "--lam", str(run / "lam"), "--world", str(run / "world"), "--source", robot[0],
-              "--target", human[0], "--out", str(out), "--steps", "3"])  # fmt: skip
-    assert out.with_suffix(".mp4").stat().st_size > 0 and out.with_suffix(".png").stat().st_size > 0
-    copy = tmp / "robot-labelled"
+def test_checkpoints_carry_their_frozen_learned_modules(tiny: TinyRun) -> None:
+    """Each stage's checkpoint holds the frozen LAM / foundation it trained with, not re-initialised ones."""
+    control, foundation, lam = (load_policy(tiny.run / name) for name in ("control", "foundation", "lam"))
+    for module, source in ((control.foundation, foundation.foundation), (control.lam, lam.lam),
+                           (foundation.lam, lam.lam)):  # fmt: skip
+        for name, tensor in source.state_dict().items():
+            torch.testing.assert_close(module.state_dict()[name], tensor)
+    assert not any(p.requires_grad for p in control.foundation.parameters())
+
+
+def test_label_predictiveness_and_imagine_commands(tiny: TinyRun, tmp_path: Path, capsys) -> None:
+    run, robot = tiny.run, tiny.robot
+    copy = tmp_path / "robot-labelled"
     cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "lam"), "--out", str(copy)])
     assert types.LATENT_ACTION_CODES in Dataset(copy).features and types.LATENT_ACTION not in Dataset(robot[0]).features
+    capsys.readouterr()
     cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "1", "4"])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "control")])
-    assert exit_info.value.code == 2
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["k"]) == {"1", "4"} and len(report["k"]["1"]["per_dim"]) == types.METAWORLD_ACTION_DIM
+    out = tmp_path / "imagine" / "transfer"
+    cli.main(["imagine", "--lam", str(run / "lam"), "--world", str(run / "world"), "--source", robot[0],
+              "--target", tiny.human[0], "--out", str(out), "--steps", "3"])  # fmt: skip
+    assert out.with_suffix(".mp4").stat().st_size > 0 and out.with_suffix(".png").stat().st_size > 0
+    for argv in (["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "control")],
+                 ["imagine", "--lam", str(run / "world"), "--world", str(run / "world"), "--source", robot[0],
+                  "--target", robot[0], "--out", str(out)]):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+    assert "expected an IGOR checkpoint predicting 'latent_action'" in capsys.readouterr().err
 
 
-def eval_and_serve(ckpt: Path, tmp: Path) -> None:
-    """The generic eval and serve paths, unchanged, drive the chained IGOR policy."""
-    import copy
-
+def test_eval_in_meta_world(tiny: TinyRun, tmp_path: Path) -> None:
+    """The generic eval path, unchanged, drives the chained IGOR policy (foundation -> low-level)."""
     from robo4d.eval.commands import EvalCommand
+
+    ckpt = resolve_checkpoint(tiny.run / "control")
+    EvalCommand(checkpoint=ckpt, tasks=("reach-v3",), episodes=1, max_steps=6, workers=1, videos_per_task=0,
+                out=tmp_path / "eval").run()  # fmt: skip
+    info = json.loads((tmp_path / "eval" / "eval_info.json").read_text())
+    assert [task["task"] for task in info["per_task"]] == ["reach-v3"]
+
+
+def test_serve(tiny: TinyRun) -> None:
     from robo4d.eval.policy_source import checkpoint_io_spec
     from robo4d.serve.client import PolicyClient
     from robo4d.serve.server import PolicyServer, ServerConfig
 
-    EvalCommand(checkpoint=ckpt, tasks=("reach-v3",), episodes=1, max_steps=6, workers=1, videos_per_task=0,
-                out=tmp / "eval").run()  # fmt: skip
-    info = json.loads((tmp / "eval" / "eval_info.json").read_text())
-    assert [task["task"] for task in info["per_task"]] == ["reach-v3"]
+    ckpt = resolve_checkpoint(tiny.run / "control")
     spec = checkpoint_io_spec(ckpt)
     assert spec.action_kind == types.ACTION_EEF_POSE and spec.cameras == (types.CAM_FRONT,)
     template = load_policy(ckpt)

@@ -33,7 +33,7 @@ class IGORConfig:
     image_size: int = 64  # S: frames are resized to S x S before every model
     patch_size: int = 8  # pixel patch side of the learned patch embeddings (S must divide by it)
     # --- latent action model
-    lam_dim: int = 128  # width of the IDM and FDM transformers
+    lam_dim: int = 64  # width of the IDM and FDM transformers
     lam_heads: int = 4  # attention heads of the IDM and FDM
     idm_layers: int = 2  # spatio-temporal blocks of the IDM
     fdm_layers: int = 2  # ViT blocks of the FDM
@@ -47,13 +47,13 @@ class IGORConfig:
     usage_decay: float = 0.9  # decay of the per-code usage EMA (unused for ~33 steps -> dead)
     # --- foundation policy, low-level policy and world model
     history: int = 2  # frames o_{t-h+1..t} the foundation, low-level head and world model see
-    policy_dim: int = 128  # width of the foundation policy's spatio-temporal transformer
+    policy_dim: int = 64  # width of the foundation policy's spatio-temporal transformer
     policy_heads: int = 4
     policy_layers: int = 2
     low_level_layers: int = 1  # blocks of the low-level head on top of the frozen foundation
     tau: int = 3  # K: robot actions predicted per latent action (paper: 3)
     action_scale: float = 0.01  # metres per unit of the low-level head's position targets (others: unscaled)
-    world_dim: int = 128  # width of the world model's velocity transformer
+    world_dim: int = 64  # width of the world model's velocity transformer
     world_heads: int = 4
     world_layers: int = 2
     sample_steps: int = 16  # Euler steps of rectified-flow sampling

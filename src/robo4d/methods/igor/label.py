@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from robo4d import types
 from robo4d.data.edit import add_features
 from robo4d.data.features import Feature
 from robo4d.methods.igor.frames import dataset_camera, episode_frames
+
+if TYPE_CHECKING:
+    from robo4d.methods.igor.policy import IGORPolicy
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ def label_features(num_latents: int, code_dim: int) -> dict[str, Feature]:
     }
 
 
-def episode_latents(policy, frames: np.ndarray, gap: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def episode_latents(
+    policy: IGORPolicy, frames: np.ndarray, gap: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(T, S, S, 3) uint8 frames of one episode -> (codes (T, N) int64, vectors (T, N, D) float32)."""
     t = len(frames)
     goals = np.minimum(np.arange(t) + gap, t - 1)
