@@ -15,6 +15,9 @@ from lerobot_data import make_joint_robot_dataset, make_tracks_dataset
 from robo4d import cli, types
 from robo4d.data.reader import Dataset
 from robo4d.nn.feature_cache import FeatureCache
+from robo4d.serve.client import PolicyClient
+from robo4d.serve.commands import ServeCommand
+from robo4d.serve.server import PolicyServer
 from robo4d.train.checkpoint import CONFIG_FILE, load_policy, resolve_checkpoint
 from robo4d.train.recipes import RecipeInputs, recipe
 from robo4d.train.trainer import run_stage, run_stages
@@ -37,7 +40,7 @@ def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FeatureCache, "_build", refuse)
 
 
-def test_lerobot_joint_dataset_trains_with_a_camera_map(tmp_path: Path) -> None:
+def test_lerobot_joint_dataset_trains_with_a_camera_map_and_serves_joint_chunks(tmp_path: Path) -> None:
     robot = make_joint_robot_dataset(tmp_path / "robot", episodes=3, length=20)
     cli.main(["train", "--recipe", "scratch", "--robot", str(robot), "--camera-map", "image=front",
               "--out", str(tmp_path / "run"), *TINY])  # fmt: skip
@@ -51,18 +54,24 @@ def test_lerobot_joint_dataset_trains_with_a_camera_map(tmp_path: Path) -> None:
     fitted = config["policy_config"]
     assert (fitted["control_space"], fitted["joint_state_dim"], fitted["joint_action_dim"]) == ("joint", 34, 34)
     assert fitted["cameras"] == ["front", "front"]  # one camera fills both pool slots
-
     policy = load_policy(ckpt)
-    stats = Dataset(robot).stats
-    np.testing.assert_allclose(policy.normalizer.action_mean.numpy(), stats[types.ACTION]["mean"], rtol=1e-6)
-    frame = Dataset(robot).read_episode(0, [types.image_key("image"), types.STATE])
-    for t in range(2):
-        obs = types.Observation(
-            images={"front": frame[types.image_key("image")][t]}, state=frame[types.STATE][t], task="fold the towel"
-        )
-        chunk = policy.predict_action_chunk(obs)
-        assert chunk.kind == types.ACTION_JOINT and chunk.actions.shape == (16, 34)
-        assert np.isfinite(chunk.actions).all()
+    np.testing.assert_allclose(
+        policy.normalizer.action_mean.numpy(), Dataset(robot).stats[types.ACTION]["mean"], rtol=1e-6
+    )
+
+    # Served as its io declares: a robot naming its camera as the dataset did gets joint-space chunks.
+    frames = Dataset(robot).read_episode(0, [types.image_key("image"), types.STATE])
+    spec, make_policy, server_config = ServeCommand(checkpoint=ckpt, port=0, camera_map=("image=front",)).plan()
+    with PolicyServer(make_policy, spec, server_config).start_in_thread() as server, PolicyClient(server.url) as client:
+        for t in range(2):
+            obs = types.Observation(
+                images={"image": frames[types.image_key("image")][t]}, state=frames[types.STATE][t], task="fold"
+            )
+            chunk = client.predict_action_chunk(obs)
+            assert chunk.kind == types.ACTION_JOINT and chunk.actions.shape == (16, 34)
+            assert np.isfinite(chunk.actions).all()
+            local = policy.predict_action_chunk(replace(obs, images={"front": obs.images["image"]}))
+            np.testing.assert_allclose(chunk.actions, local.actions, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
