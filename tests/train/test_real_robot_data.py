@@ -61,7 +61,9 @@ def test_lerobot_joint_dataset_trains_with_a_camera_map_and_serves_joint_chunks(
 
     # Served as its io declares: a robot naming its camera as the dataset did gets joint-space chunks.
     frames = Dataset(robot).read_episode(0, [types.image_key("image"), types.STATE])
-    spec, make_policy, server_config = ServeCommand(checkpoint=ckpt, port=0, camera_map=("image=front",)).plan()
+    # The frozen encoder resizes, so the robot may send its cameras' own 32x32 frames.
+    serve = ServeCommand(checkpoint=ckpt, port=0, camera_map=("image=front",), image_size=(32, 32))
+    spec, make_policy, server_config = serve.plan()
     with PolicyServer(make_policy, spec, server_config).start_in_thread() as server, PolicyClient(server.url) as client:
         for t in range(2):
             obs = types.Observation(
