@@ -63,6 +63,7 @@ GROUPS: dict[str, _Group] = {
     "eval": _Group("robo4d.eval.commands", "closed-loop evaluation of a checkpoint in the embedded world"),
     "serve": _Group("robo4d.serve.commands", "serve a checkpoint over websocket + msgpack (openpi protocol)"),
     "demo": _Group("robo4d.recipes.commands", "the end-to-end ARM4R experiment on the embedded world"),
+    "tracker": _Group("robo4d.recipes.tracker_commands", "train and evaluate the learned point tracker"),
     "label": _Group("robo4d.methods.igor.commands", "label datasets with IGOR latent actions; their predictiveness"),
     "imagine": _Group("robo4d.methods.igor.imagine_cli", "IGOR latent-action transfer: one video's motion on another"),
 }

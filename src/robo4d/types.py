@@ -14,7 +14,8 @@ world-from-camera transforms in the OpenCV convention (x right, y down, z forwar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,6 +67,7 @@ CODEBASE_VERSION = "v3.0"
 
 DEPTH_SCALE_M = 0.001  # metres per stored depth unit (uint16 millimetres)
 STATE_DIM = 8  # xyz(3) + quaternion wxyz(4) + gripper(1)
+EEF_STATE_NAMES = ("x", "y", "z", "qw", "qx", "qy", "qz", "gripper")  # STATE's declared names in that layout
 METAWORLD_ACTION_DIM = 4  # Meta-World's command: dxyz(3) + gripper(1)
 
 # What a policy's action chunk rows mean (ActionChunk.kind, PolicyIO.action_kind).
@@ -77,6 +79,12 @@ CONTROL_ACTION_KINDS = (ACTION_EEF_POSE, ACTION_JOINT)  # kinds a robot can exec
 STATE_EEF_POSE = "eef_pose"  # (8,) xyz + quat wxyz + gripper opening, the embedded world's layout
 STATE_JOINT = "joint"  # (P,) the dataset's own proprio vector, normalised with the dataset's stats
 STATE_NONE = "none"  # the policy reads no proprio (e.g. pre-training on human video)
+
+# Top-level keys of a checkpoint's config.json that eval and serve read (written by the trainer).
+CHECKPOINT_IO = "io"  # dataclasses.asdict(policy.io()): the PolicyIO of the checkpoint's stage
+CHECKPOINT_CAMERA_MAP = "camera_map"  # {dataset camera: policy camera} the stage trained with ({} = same names)
+
+API_KEY_ENV = "ROBO4D_API_KEY"  # a policy server's API key (serve, eval --remote): keeps the key out of `ps`
 
 # Camera names used by the embedded world.
 CAM_FRONT = "front"
@@ -189,6 +197,30 @@ class PolicyIO:
         """True when the chunks are robot commands (eval/serve refuse pre-training outputs)."""
         return self.action_kind in CONTROL_ACTION_KINDS
 
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str) -> PolicyIO:
+        """Rebuild from `dataclasses.asdict(io)` as a checkpoint or a metadata frame stores it (tuples as lists);
+        raises ValueError naming `where` and the field."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"{where}: expected a PolicyIO map with fields {sorted(names)}, got {got}")
+        for name in ("cameras", "image_size"):
+            if not isinstance(data[name], list | tuple):
+                raise ValueError(f"{where}: {name}: expected a list, got {data[name]!r}")
+        try:
+            return cls(
+                cameras=tuple(data["cameras"]),
+                image_size=tuple(int(s) for s in data["image_size"]),
+                state_kind=str(data["state_kind"]),
+                state_dim=int(data["state_dim"]),
+                action_kind=str(data["action_kind"]),
+                action_dim=int(data["action_dim"]),
+                chunk=int(data["chunk"]),
+            )
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from e
+
 
 @dataclass(frozen=True, kw_only=True)
 class ActionChunk:
@@ -196,3 +228,12 @@ class ActionChunk:
 
     actions: np.ndarray  # (K, A) float32
     kind: str  # what a row means, e.g. "eef_pose" (xyz + quat wxyz + gripper) or "metaworld"
+
+
+class ChunkPolicy(Protocol):
+    """What a rollout or a policy server needs from a policy: a `methods.base.Policy`, a remote
+    `serve.client.PolicyClient`, or a test fake."""
+
+    def predict_action_chunk(self, obs: Observation) -> ActionChunk: ...
+
+    def reset(self) -> None: ...

@@ -5,7 +5,6 @@ the command line."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,9 +101,10 @@ def test_label_predictiveness_and_imagine_commands(tiny: TinyRun, tmp_path: Path
     cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "lam"), "--out", str(copy)])
     assert types.LATENT_ACTION_CODES in Dataset(copy).features and types.LATENT_ACTION not in Dataset(robot[0]).features
     capsys.readouterr()
-    cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "1", "4"])
+    cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "2", "4"])
     report = json.loads(capsys.readouterr().out)
-    assert set(report["k"]) == {"1", "4"} and len(report["k"]["1"]["per_dim"]) == types.METAWORLD_ACTION_DIM
+    assert set(report["k"]) == {"2", "4"} and len(report["k"]["2"]["per_dim"]) == types.METAWORLD_ACTION_DIM
+    assert 0 < report["k"]["4"]["shuffled_mean"] < 1.2
     out = tmp_path / "imagine" / "transfer"
     cli.main(["imagine", "--lam", str(run / "lam"), "--world", str(run / "world"), "--source", robot[0],
               "--target", tiny.human[0], "--out", str(out), "--steps", "3"])  # fmt: skip
@@ -130,18 +130,16 @@ def test_eval_in_meta_world(tiny: TinyRun, tmp_path: Path) -> None:
 
 
 def test_serve(tiny: TinyRun) -> None:
-    from robo4d.eval.policy_source import checkpoint_io_spec
     from robo4d.serve.client import PolicyClient
-    from robo4d.serve.server import PolicyServer, ServerConfig
+    from robo4d.serve.commands import ServeCommand
+    from robo4d.serve.server import PolicyServer
 
-    ckpt = resolve_checkpoint(tiny.run / "control")
-    spec = checkpoint_io_spec(ckpt)
-    assert spec.action_kind == types.ACTION_EEF_POSE and spec.cameras == (types.CAM_FRONT,)
-    template = load_policy(ckpt)
-    side = spec.image_size[0]
-    obs = types.Observation(images={"front": np.zeros((side, side, 3), np.uint8)}, task="push the block left",
+    spec, make_policy, config = ServeCommand(checkpoint=resolve_checkpoint(tiny.run / "control"), port=0).plan()
+    assert spec.io.action_kind == types.ACTION_EEF_POSE and spec.io.cameras == (types.CAM_FRONT,)
+    h, w = spec.io.image_size
+    obs = types.Observation(images={"front": np.zeros((h, w, 3), np.uint8)}, task="push the block left",
                             state=np.array([0, 0.6, 0.2, 1, 0, 0, 0, 1], np.float32))  # fmt: skip
-    with PolicyServer(lambda: copy.deepcopy(template), spec, ServerConfig(port=0)).start_in_thread() as server:
+    with PolicyServer(make_policy, spec, config).start_in_thread() as server:
         with PolicyClient(server.url) as client:
             chunk = client.predict_action_chunk(obs)
     assert chunk.kind == types.ACTION_EEF_POSE and chunk.actions.shape == (3, 8) and np.isfinite(chunk.actions).all()

@@ -19,7 +19,8 @@ class Tracks:
     dataset: Path  # LeRobot v3 dataset root
     camera: str  # camera name, e.g. ego
     grid: int = 36  # GxG query grid on frame 0 (the world's ground-truth grid)
-    tracker: Literal["lk"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade
+    tracker: Literal["lk", "learned"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade, or robo4d's learned one
+    tracker_weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
     fb_threshold: float | None = 1.0  # forward-backward round-trip tolerance in pixels (None: no check)
     depth: Literal["sensor", "model"] = "sensor"  # the dataset's stored depth, or Depth Anything V2
     depth_model_dir: Path | None = None  # local Depth Anything V2 checkpoint (for --depth model)
@@ -40,6 +41,7 @@ class Tracks:
         from robo4d.extract import runner
         from robo4d.extract.depth_model import DepthModelConfig
         from robo4d.extract.errors import ExtractError
+        from robo4d.extract.learned import LearnedConfig
         from robo4d.extract.pipeline import LiftConfig
         from robo4d.extract.trackers import LKConfig
         from robo4d.extract.visibility import VisibilityThresholds
@@ -49,6 +51,7 @@ class Tracks:
         settings = runner.ExtractSettings(
             tracker=self.tracker,
             lk=LKConfig(fb_threshold=self.fb_threshold),
+            learned=LearnedConfig(weights=self.tracker_weights),
             lift=LiftConfig(grid=self.grid, format=self.format, world_frame=self.world_frame,
                             reseed_every=self.reseed_every, edge_threshold=self.edge_threshold),
             depth=self.depth,
