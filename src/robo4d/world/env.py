@@ -237,8 +237,10 @@ class WorldEnv:
         r.update_scene(self.data, camera=self._camera, scene_option=self._option)
         for pos, size, rgba in self._distractors:
             if r.scene.ngeom < r.scene.maxgeom:
-                mujoco.mjv_initGeom(r.scene.geoms[r.scene.ngeom], mujoco.mjtGeom.mjGEOM_BOX, size, pos,
-                                    np.eye(3).ravel(), rgba)  # fmt: skip
+                geom = r.scene.geoms[r.scene.ngeom]
+                mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_BOX, size, pos, np.eye(3).ravel(), rgba)
+                # No model object: segmentation labels it "none"; segid is its slot, as MuJoCo numbers its own.
+                geom.objtype, geom.objid, geom.segid = mujoco.mjtObj.mjOBJ_UNKNOWN, -1, r.scene.ngeom
                 r.scene.ngeom += 1
         out = {"rgb": r.render().copy(), "extrinsics": extrinsics_from_scene(r.scene)}
         if depth:
