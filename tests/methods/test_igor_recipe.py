@@ -63,10 +63,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, fake_text: None) -> TinyRun:
     return train_tiny_recipe(tmp_path_factory.mktemp("igor"), steps=30, episodes=4)
 
 
-def check_losses_fall(run: Path, drop: float) -> None:
+def check_losses_fall(run: Path, drop: float, world_drop: float) -> None:
+    """The last logged loss of each stage is below `drop` times its first. The rectified-flow loss has a high
+    floor (given x_n, the velocity x_1 - x_0 is still uncertain), so the world model gets its own bound."""
     for stage in ("lam", "foundation", "control", "world"):
         curve = [json.loads(line)["loss"] for line in (run / stage / "metrics.jsonl").read_text().splitlines()]
-        assert np.isfinite(curve).all() and curve[-1] < drop * curve[0], (stage, curve)
+        bound = world_drop if stage == "world" else drop
+        assert np.isfinite(curve).all() and curve[-1] < bound * curve[0], (stage, curve)
 
 
 def test_recipe_is_registered() -> None:
@@ -77,12 +80,12 @@ def test_recipe_is_registered() -> None:
 
 
 def test_tiny_recipe_losses_fall(tiny: TinyRun) -> None:
-    check_losses_fall(tiny.run, drop=0.95)
+    check_losses_fall(tiny.run, drop=0.95, world_drop=0.95)
 
 
 @pytest.mark.slow
 def test_longer_tiny_recipe(tmp_path: Path) -> None:
-    check_losses_fall(train_tiny_recipe(tmp_path, steps=300, episodes=8).run, drop=0.6)
+    check_losses_fall(train_tiny_recipe(tmp_path, steps=300, episodes=8).run, drop=0.6, world_drop=0.8)
 
 
 def test_checkpoints_carry_their_frozen_learned_modules(tiny: TinyRun) -> None:
