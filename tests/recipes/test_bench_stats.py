@@ -75,5 +75,17 @@ def test_summary_rows_levers_and_most_informative() -> None:
     assert most_informative(rows)["human"] == "in-domain"
 
 
+def test_report_of_a_partial_grid_says_how_partial(tmp_path) -> None:
+    from robo4d.recipes.bench_report import write_report
+
+    budget = {"baseline": "scratch", "steps_scale": 0.1, "batch_size": 16, "eval_episodes": 40,
+              "tasks": ["reach-v3"], "eval_seeds": [0]}  # fmt: skip
+    results = [{**_result(m, s, [s % 2 == 0] * 40), "config": {"budget": budget}}
+               for m in ("scratch", "arm4r") for s in range(3)]  # fmt: skip
+    report = write_report(results, tmp_path, planned=27).read_text()
+    assert "6 cells of the 27 the preset declares" in report and "| arm4r | none | any | default | 2 | 3 |" in report
+    assert (tmp_path / "data_efficiency.png").is_file() and (tmp_path / "bench.json").is_file()
+
+
 def test_resolvable_difference_shrinks_with_episodes() -> None:
     assert resolvable_difference(250, 3) < 5.1 < resolvable_difference(40, 3)

@@ -49,7 +49,8 @@ class BenchCommand:
         results = bench.load_results(self.out)
         if not results:
             sys.exit(f"robo4d bench: {self.out}: no finished cells to report")
-        print(f"report: {bench_report.write_report(results, self.out)}")
+        planned = len(bench.expand(preset))
+        print(f"report: {bench_report.write_report(results, self.out, planned=planned)}")
 
 
 COMMAND = BenchCommand

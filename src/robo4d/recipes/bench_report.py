@@ -129,8 +129,11 @@ def _curves(rows: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
-def write_report(results: list[dict[str, Any]], out: Path, *, title: str = "robo4d bench") -> Path:
-    """report.md, data_efficiency.png and bench.json under `out` from every finished cell."""
+def write_report(
+    results: list[dict[str, Any]], out: Path, *, planned: int | None = None, title: str = "robo4d bench"
+) -> Path:
+    """report.md, data_efficiency.png and bench.json under `out` from every finished cell (`planned`: how many
+    cells the preset declares, so a partial grid says how partial it is)."""
     if not results:
         raise ValueError(f"{out}: no finished cells to report")
     budget = results[0]["config"]["budget"]
@@ -143,7 +146,9 @@ def write_report(results: list[dict[str, Any]], out: Path, *, title: str = "robo
     lines = [
         f"# {title}",
         "",
-        f"{len(results)} cells. Each recipe's default model preset, steps x{budget['steps_scale']}, batch "
+        f"{len(results)} cells"
+        + (f" of the {planned} the preset declares" if planned else "")
+        + ". Each recipe's default model preset, steps x{budget['steps_scale']}, batch "
         f"{budget['batch_size']}. Evaluation fixed before training: {n_eps} episodes per cell "
         f"({budget['eval_episodes']} per task x {len(budget['tasks'])} tasks x evaluation seeds "
         f"{budget['eval_seeds']}), on held-out initial states shared by every cell. With {seeds} training "
