@@ -12,7 +12,7 @@ from robo4d.recipes.demo import PRESETS, demo_preset, run_demo
 POLICIES = ("scratch", "arm4r-3stage")  # arm4r's recipes, the baseline first
 
 
-def _check_outputs(out: Path) -> dict[str, dict]:
+def _check_outputs(out: Path, preset=PRESETS["tiny"]) -> dict[str, dict]:
     """The report's numbers are the evaluations' numbers, on the same held-out states for every policy."""
     from robo4d.world.tasks import eval_seed
 
@@ -20,7 +20,7 @@ def _check_outputs(out: Path) -> dict[str, dict]:
     assert "| **overall** |" in report and "**Most informative cell:** `arm4r-3stage`" in report
     infos = {name: json.loads((out / "eval" / name / "eval_info.json").read_text()) for name in POLICIES}
     states = [[(e["task"], e["seed"]) for e in info["per_episode"]] for info in infos.values()]
-    assert states[0] == states[1] and len(states[0]) == PRESETS["tiny"].eval_episodes * 2  # paired, 2 tasks
+    assert states[0] == states[1] and len(states[0]) == preset.eval_episodes * 2  # paired, 2 tasks
     assert all(seed >= eval_seed(0, 0) for _, seed in states[0])  # never a training demo's initial state
     diff = infos["arm4r-3stage"]["aggregated"]["pc_success"] - infos["scratch"]["aggregated"]["pc_success"]
     assert f"| arm4r-3stage | {infos['arm4r-3stage']['aggregated']['pc_success']:.1f} [" in report
@@ -58,17 +58,36 @@ def test_unknown_demo_preset_or_method_suggests_the_closest() -> None:
 
 
 @pytest.mark.slow
-def test_longer_tiny_demo_learns_in_every_stage(tmp_path: Path) -> None:
-    """Minutes: enough steps that every stage's training loss must fall (run with `pytest -m slow`)."""
+def test_longer_tiny_demo_learns_in_every_stage_and_beats_holding_still(tmp_path: Path) -> None:
+    """Minutes (`pytest -m slow`): every stage's training loss falls, and both trained policies get further
+    towards their goals than a policy that holds still, on the same held-out states. Measured on 2 CPU cores:
+    average max reward scratch 12.7, ARM4R 8.0, holding still 1.5 (success 50% / 17% / 0%)."""
+    import functools
+    import sys
     from dataclasses import replace
 
+    from robo4d.eval.commands import held_out_seed, make_world_env
+    from robo4d.eval.evaluate import EvalConfig, evaluate
     from robo4d.train.metrics_log import METRICS_FILE, read_records
 
-    preset = replace(PRESETS["tiny"], stage1_steps=150, stage2_steps=60, control_steps=150, batch_size=8)
+    preset = replace(PRESETS["tiny"], stage1_steps=150, stage2_steps=60, control_steps=150, batch_size=8,
+                     eval_episodes=3)  # fmt: skip
     run_demo(preset, tmp_path, workers=2)
-    _check_outputs(tmp_path)
+    infos = _check_outputs(tmp_path, preset)
     for run, stages in (("arm4r-3stage", ("stage1", "stage2", "stage3")), ("scratch", ("control",))):
         for stage in stages:
             records = read_records(tmp_path / "runs" / run / stage / METRICS_FILE)
             first, last = records[0]["loss"], records[-1]["loss"]
             assert last < first, f"{run}/{stage}: loss {first:.4g} -> {last:.4g}"
+    sys.path.insert(0, str(Path(__file__).parent / "eval"))
+    from hold_policy import HoldPolicy
+
+    tasks = tuple(t["task"] for t in infos["scratch"]["per_task"])
+    config = EvalConfig(tasks=tasks, episodes=preset.eval_episodes, seeds=preset.eval_seeds, workers=1,
+                        videos_per_task=0)  # fmt: skip
+    make_env = functools.partial(make_world_env, image_size=(128, 128), cameras=("front",))
+    hold = evaluate(config, HoldPolicy, make_env, held_out_seed, tmp_path / "eval" / "hold", progress=False)
+    still = hold["aggregated"]["avg_max_reward"]
+    for name, info in infos.items():
+        reached = info["aggregated"]["avg_max_reward"]
+        assert reached > 2 * still, f"{name}: average max reward {reached:.2f}, holding still {still:.2f}"
