@@ -19,12 +19,14 @@ placeholder) positions, and the release — which did not store visibility — t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from robo4d import types
 from robo4d.methods.arm4r.config import ARM4RConfig
@@ -33,6 +35,7 @@ from robo4d.methods.arm4r.inference import StepwiseDecoder
 from robo4d.methods.arm4r.model import ARM4RModel, masked_l1
 from robo4d.methods.base import DataSpec, Policy, register_method
 from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
+from robo4d.nn.feature_cache import FeatureCache, cached_precision
 
 # Module prefixes for the trainer's stage weight maps (state-dict names start with these).
 OBJECTIVE_MODULES = ("model.proprio_encoder", "model.action_encoder", "model.action_decoder")  # re-init at 2 -> 3
@@ -82,6 +85,8 @@ class ARM4RPolicy(Policy):
         self._text_cache.clear()
 
     def encoders(self) -> FrozenEncoders:
+        """The frozen encoders, the image encoder on the policy's device (it sits off the module tree, so
+        `.to()` does not move it). The text encoder stays where it is: it runs once per distinct instruction."""
         if self._frozen is None:
             from robo4d.nn.encoders import build_image_encoder, build_text_encoder
 
@@ -89,6 +94,12 @@ class ARM4RPolicy(Policy):
             image = build_image_encoder(cfg.image_encoder, weights=cfg.image_weights, image_size=cfg.image_size)
             self.use_encoders(image=image, text=build_text_encoder(cfg.text_encoder, weights=cfg.text_weights))
         assert self._frozen is not None
+        image = self._frozen.image
+        if isinstance(image, nn.Module):
+            device = next(self.parameters()).device
+            held = next(itertools.chain(image.parameters(), image.buffers()), None)
+            if held is not None and held.device != device:
+                image.to(device)
         return self._frozen
 
     def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
@@ -101,7 +112,6 @@ class ARM4RPolicy(Policy):
         return torch.stack([self._text_cache[t] for t in texts]).to(device)
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-        from robo4d.nn.feature_cache import FeatureCache
 
         cache, image = FeatureCache(), self.encoders().image
         cams = dict.fromkeys(self.config.cameras)
@@ -194,7 +204,7 @@ class ARM4RPolicy(Policy):
             if cam not in obs.images:
                 raise KeyError(f"Observation.images lacks camera {cam!r}; the policy reads {list(cfg.cameras)}")
             frame = torch.as_tensor(np.ascontiguousarray(obs.images[cam]))[None]  # (1, H, W, 3) uint8
-            images[cam] = frozen.image.encode(frame).to(device)  # (1, L, C)
+            images[cam] = cached_precision(frozen.image.encode(frame)).to(device)  # (1, L, C) as in training
         language = self.model.text_proj(self.embed_texts([obs.task]))  # (1, D)
         state_tok = self.model.state_token(images, state_to_pose10(state, cfg.rot6d)[None])  # (1, D)
         prev_action = None

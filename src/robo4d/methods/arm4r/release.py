@@ -21,7 +21,8 @@ Name mapping (release -> robo4d `ARM4RPolicy` state dict):
     arm4r_action_encoder.*             -> model.action_encoder.*
     arm4r_action_decoder.mlp.*         -> model.action_decoder.*
 A key outside this map, a policy tensor the file lacks, or a shape mismatch is an error listing every case.
-Release control checkpoints store 6-D rotations as matrix rows: serve them with `ARM4RConfig(rot6d="rows")`.
+Release control checkpoints store 6-D rotations as matrix rows (`RELEASE_ROT6D`): a control policy with any
+other `ARM4RConfig.rot6d` is refused, since its weights would load and then turn every rotation wrongly.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 
 from robo4d.methods.arm4r.policy import ARM4RPolicy
 
+RELEASE_ROT6D = "rows"  # the 6-D rotation layout of the release's control (fine-tuned) checkpoints
 RELEASE_PREFIXES = (
     ("llama.", "model.trunk."),
     ("llma.", "model.trunk."),
@@ -129,7 +131,14 @@ def map_release_names(state: dict[str, torch.Tensor], *, where: str = "checkpoin
 
 
 def load_release_checkpoint(policy: ARM4RPolicy, path: str | Path) -> None:
-    """Load a release checkpoint into `policy` strictly (its config must match the checkpoint's sizes)."""
+    """Load a release checkpoint into `policy` strictly (its config must match the checkpoint's sizes, and a
+    control policy must use the release's 6-D rotation layout)."""
+    cfg = policy.config
+    if cfg.objective == "control" and cfg.rot6d != RELEASE_ROT6D:
+        raise ValueError(
+            f"{path}: release control checkpoints store 6-D rotations as {RELEASE_ROT6D!r}, but this policy's "
+            f"ARM4RConfig.rot6d is {cfg.rot6d!r}; its rotations would be wrong. Use rot6d={RELEASE_ROT6D!r}"
+        )
     mapped = map_release_names(read_release_state_dict(path), where=str(path))
     own = policy.state_dict()
     missing = sorted(set(own) - set(mapped))
@@ -144,6 +153,6 @@ def load_release_checkpoint(policy: ARM4RPolicy, path: str | Path) -> None:
     if problems:
         raise ValueError(
             f"{path}: does not fit this ARM4R config ({'; '.join(problems)}); the release's stage-1 file needs "
-            "preset('arm4r-base', stage=1), its fine-tuned files preset('arm4r-base', stage=3) with rot6d='rows'"
+            "preset('arm4r-base', stage=1), its fine-tuned files preset('arm4r-base', stage=3)"
         )
     policy.load_state_dict(mapped, strict=True)
