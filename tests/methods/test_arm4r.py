@@ -286,3 +286,19 @@ def test_frozen_image_encoder_follows_the_policy_device(attach_fakes) -> None:
     policy.use_encoders(image=TinyFrozenEncoder(), text=text)
     policy.to("meta")  # any device other than the CPU stands in for CUDA here
     assert policy.encoders().image.conv.weight.device.type == "meta" and policy.encoders().image.mean.is_meta
+
+
+def test_rolling_cache_is_exact_until_the_window_fills_then_drifts() -> None:
+    torch.manual_seed(0)
+    cfg = replace(preset("arm4r-tiny", 3), seq_len=4)
+    model = ARM4RPolicy(cfg).model.eval()
+    tokens = torch.randn(1, 9, 3, cfg.dim)  # (B, steps, [language, state, action], D)
+    exact, rolling = StepwiseDecoder(model, cfg.seq_len), StepwiseDecoder(model, cfg.seq_len, exact=False)
+    for t in range(tokens.shape[1]):
+        prev = tokens[:, t - 1, 2] if t else None
+        a, b = exact.step(tokens[:, t, 0], tokens[:, t, 1], prev), rolling.step(tokens[:, t, 0], tokens[:, t, 1], prev)
+        if t < cfg.seq_len:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        else:
+            assert not torch.allclose(a, b, atol=1e-5)  # approximate: deeper layers remember evicted steps
+            assert rolling.cache.length == 3 * cfg.seq_len - 1
