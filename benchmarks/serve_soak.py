@@ -40,9 +40,21 @@ from websockets.sync.client import ClientConnection, connect
 from robo4d.serve import protocol as proto
 from robo4d.serve.msgpack_numpy import packb, unpackb
 from robo4d.serve.server import PolicyServer, ServerConfig
-from robo4d.types import STATE, ActionChunk, Observation, image_key
+from robo4d.types import (
+    ACTION_EEF_POSE,
+    STATE,
+    STATE_EEF_POSE,
+    ActionChunk,
+    Observation,
+    PolicyIO,
+    image_key,
+)
 
-SPEC = proto.IOSpec(cameras=("front", "wrist"), image_size=(64, 64), state_dim=8, action_kind="eef_pose", method="soak")
+IO = PolicyIO(
+    cameras=("front", "wrist"), image_size=(64, 64), state_kind=STATE_EEF_POSE, state_dim=8,
+    action_kind=ACTION_EEF_POSE, action_dim=8, chunk=4,
+)  # fmt: skip
+SPEC = proto.IOSpec(io=IO, method="soak")
 MAX_MESSAGE_BYTES = 256 * 1024  # one well-formed frame is ~25 KB
 OVERSIZED_EVERY = 50  # well-formed requests between two oversized payloads of one client
 
@@ -64,8 +76,8 @@ class SoakPolicy:
 
 
 def observation(value: float) -> dict[str, Any]:
-    frame: dict[str, Any] = {image_key(c): np.full((*SPEC.image_size, 3), 7, np.uint8) for c in SPEC.cameras}
-    frame[STATE] = np.full(SPEC.state_dim, value, np.float32)
+    frame: dict[str, Any] = {image_key(c): np.full((*IO.image_size, 3), 7, np.uint8) for c in IO.cameras}
+    frame[STATE] = np.full(IO.state_dim, value, np.float32)
     frame[proto.TASK] = "soak"
     return frame
 

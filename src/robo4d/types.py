@@ -14,7 +14,8 @@ world-from-camera transforms in the OpenCV convention (x right, y down, z forwar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -42,15 +43,20 @@ POINTS_PREFIX = "observation.points."  # + cam -> (N, 3) float32 extracted 3D tr
 POINTS_VISIBLE_PREFIX = "observation.points_visible."  # + cam -> (N,) bool
 GT_POINTS_PREFIX = "ground_truth.points."  # + cam -> (N, 3) float32 exact 3D tracks (embedded world only)
 GT_POINTS_VISIBLE_PREFIX = "ground_truth.points_visible."  # + cam -> (N,) bool
+LATENT_ACTION = "latent_action.vector"  # (N, D) float32 a_t: latent action o_t -> o_{t+k} (robo4d label)
+LATENT_ACTION_CODES = "latent_action.codes"  # (N,) int64 codebook indices of LATENT_ACTION
 
 # Keys that exist only in training windows (never in a dataset).
 PAD_MASK = "pad_mask"  # (T+K,) bool: True where the frame lies past the episode's end
 TASK = "task"  # str per window: the episode's instruction (a batch holds a list of B strings)
 IMAGE_TOKENS_PREFIX = "frozen.image_tokens."  # + cam -> (L, C) float32 frozen-encoder tokens (a frame source)
+FRAMES = "frames"  # (S, S, 3) uint8 RGB of the first policy camera the dataset has, resized (a frame source)
+GOAL_FRAMES = "goal_frames"  # (S, S, 3) uint8: FRAMES of the frame k steps later, clamped to the episode end
 
 # Per-episode metadata columns (meta/episodes/*.parquet) added by robo4d.
 EPISODE_SUCCESS = "robo4d.success"  # bool: the episode ended in success
 EPISODE_SEED = "robo4d.seed"  # int64: the seed that produced the episode's initial state
+EPISODE_SOURCE = "robo4d.source"  # str: the video file or frame folder an imported episode came from
 
 # Files.
 INFO_JSON = "meta/info.json"
@@ -72,6 +78,12 @@ CONTROL_ACTION_KINDS = (ACTION_EEF_POSE, ACTION_JOINT)  # kinds a robot can exec
 STATE_EEF_POSE = "eef_pose"  # (8,) xyz + quat wxyz + gripper opening, the embedded world's layout
 STATE_JOINT = "joint"  # (P,) the dataset's own proprio vector, normalised with the dataset's stats
 STATE_NONE = "none"  # the policy reads no proprio (e.g. pre-training on human video)
+
+# Top-level keys of a checkpoint's config.json that eval and serve read (written by the trainer).
+CHECKPOINT_IO = "io"  # dataclasses.asdict(policy.io()): the PolicyIO of the checkpoint's stage
+CHECKPOINT_CAMERA_MAP = "camera_map"  # {dataset camera: policy camera} the stage trained with ({} = same names)
+
+API_KEY_ENV = "ROBO4D_API_KEY"  # a policy server's API key (serve, eval --remote): keeps the key out of `ps`
 
 # Camera names used by the embedded world.
 CAM_FRONT = "front"
@@ -184,6 +196,30 @@ class PolicyIO:
         """True when the chunks are robot commands (eval/serve refuse pre-training outputs)."""
         return self.action_kind in CONTROL_ACTION_KINDS
 
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str) -> PolicyIO:
+        """Rebuild from `dataclasses.asdict(io)` as a checkpoint or a metadata frame stores it (tuples as lists);
+        raises ValueError naming `where` and the field."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"{where}: expected a PolicyIO map with fields {sorted(names)}, got {got}")
+        for name in ("cameras", "image_size"):
+            if not isinstance(data[name], list | tuple):
+                raise ValueError(f"{where}: {name}: expected a list, got {data[name]!r}")
+        try:
+            return cls(
+                cameras=tuple(data["cameras"]),
+                image_size=tuple(int(s) for s in data["image_size"]),
+                state_kind=str(data["state_kind"]),
+                state_dim=int(data["state_dim"]),
+                action_kind=str(data["action_kind"]),
+                action_dim=int(data["action_dim"]),
+                chunk=int(data["chunk"]),
+            )
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from e
+
 
 @dataclass(frozen=True, kw_only=True)
 class ActionChunk:
@@ -191,3 +227,12 @@ class ActionChunk:
 
     actions: np.ndarray  # (K, A) float32
     kind: str  # what a row means, e.g. "eef_pose" (xyz + quat wxyz + gripper) or "metaworld"
+
+
+class ChunkPolicy(Protocol):
+    """What a rollout or a policy server needs from a policy: a `methods.base.Policy`, a remote
+    `serve.client.PolicyClient`, or a test fake."""
+
+    def predict_action_chunk(self, obs: Observation) -> ActionChunk: ...
+
+    def reset(self) -> None: ...

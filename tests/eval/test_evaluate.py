@@ -13,6 +13,7 @@ from robo4d.eval.evaluate import EvalConfig, evaluate
 from robo4d.eval.policy_source import connect_remote_policy
 from robo4d.serve.protocol import IOSpec
 from robo4d.serve.server import PolicyServer, ServerConfig
+from robo4d.types import ACTION_EEF_POSE, STATE_EEF_POSE, PolicyIO
 
 
 def env_seed(eval_seed: int, episode: int) -> int:
@@ -71,7 +72,11 @@ def test_two_worker_processes_match_one(tmp_path: Path) -> None:
 def test_remote_policy_gives_the_same_results_as_local(tmp_path: Path) -> None:
     kwargs = {"tasks": ("reach-fake", "push-fake"), "episodes": 2, "seeds": (0,)}
     local = run(tmp_path / "local", **kwargs)
-    spec = IOSpec(cameras=("front", "wrist"), image_size=(16, 16), state_dim=8, action_kind="eef_pose")
+    io = PolicyIO(
+        cameras=("front", "wrist"), image_size=(16, 16), state_kind=STATE_EEF_POSE, state_dim=8,
+        action_kind=ACTION_EEF_POSE, action_dim=8, chunk=4,
+    )  # fmt: skip
+    spec = IOSpec(io=io)
     with PolicyServer(GoalPolicy, spec, ServerConfig(port=0)).start_in_thread() as server:
         remote = run(tmp_path / "remote", make_policy=functools.partial(connect_remote_policy, server.url, None),
                      **kwargs)  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 
 from robo4d.eval.controller import ControllerConfig, metaworld_action
 from robo4d.eval.runtime import RuntimeConfig, TargetRuntime, quaternion_mean
-from robo4d.types import ActionChunk, Observation
+from robo4d.types import ACTION_EEF_POSE, ACTION_JOINT, ActionChunk, Observation
 
 QUAT = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -82,6 +82,36 @@ def test_chunks_of_the_wrong_kind_or_shape_are_refused() -> None:
         TargetRuntime(RuntimeConfig()).next_target(OBS, ScriptedPolicy([chunk([0.0])], kind="points"))
     with pytest.raises(ValueError, match=r"expected \(K, 8\)"):
         TargetRuntime(RuntimeConfig()).next_target(OBS, ScriptedPolicy([np.zeros((3, 10))]))
+
+
+def test_joint_chunks_pass_through_as_a_per_dimension_weighted_mean() -> None:
+    m = 0.5
+    runtime = TargetRuntime(RuntimeConfig(ensemble_decay=m), action_kind=ACTION_JOINT, action_dim=3)
+    first = np.array([[0.0, 0.5, -1.0], [1.0, 0.2, -2.0]])  # no quaternion, no gripper: raw joint commands
+    second = np.array([[3.0, 0.9, 4.0], [5.0, 0.1, 6.0]])
+    policy = ScriptedPolicy([first, second], kind=ACTION_JOINT)
+    np.testing.assert_allclose(runtime.next_target(OBS, policy), first[0])
+    w = np.exp(-m * np.arange(2))
+    np.testing.assert_allclose(runtime.next_target(OBS, policy), (w[0] * first[1] + w[1] * second[0]) / w.sum())
+
+
+def test_joint_chunk_mode_executes_rows_unchanged() -> None:
+    runtime = TargetRuntime(RuntimeConfig(mode="chunk"), action_kind=ACTION_JOINT, action_dim=2)
+    rows = np.array([[0.25, -7.0], [0.375, 2.0]])  # exact in float32; 0.375 < 0.4 would binarise an eef gripper
+    policy = ScriptedPolicy([rows], kind=ACTION_JOINT)
+    assert [runtime.next_target(OBS, policy).tolist() for _ in range(2)] == rows.tolist()
+
+
+def test_runtime_refuses_mismatched_kinds_and_widths() -> None:
+    joint = TargetRuntime(RuntimeConfig(), action_kind=ACTION_JOINT, action_dim=3)
+    with pytest.raises(ValueError, match="kind='eef_pose'.*executes 'joint'"):
+        joint.next_target(OBS, ScriptedPolicy([chunk([0.0])]))
+    with pytest.raises(ValueError, match=r"expected \(K, 3\)"):
+        joint.next_target(OBS, ScriptedPolicy([np.zeros((2, 4))], kind=ACTION_JOINT))
+    with pytest.raises(ValueError, match="'points' is not a robot command"):
+        TargetRuntime(RuntimeConfig(), action_kind="points", action_dim=3)
+    with pytest.raises(ValueError, match="'eef_pose' actions cannot be 7 wide"):
+        TargetRuntime(RuntimeConfig(), action_kind=ACTION_EEF_POSE, action_dim=7)
 
 
 def test_controller_scales_clips_and_maps_the_gripper() -> None:

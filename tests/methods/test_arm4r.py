@@ -13,8 +13,8 @@ from robo4d.config import config_from_dict, config_to_dict
 from robo4d.methods.arm4r import ARM4RConfig, ARM4RPolicy, preset
 from robo4d.methods.arm4r import geometry as geo
 from robo4d.methods.arm4r.inference import StepwiseDecoder, full_sequence_readout
+from robo4d.methods.arm4r.model_info import parameter_counts
 from robo4d.methods.base import build_policy
-from robo4d.methods.commands import parameter_counts
 from robo4d.nn.encoders.frozen import IMAGENET_MEAN, IMAGENET_STD, FrozenImageEncoder
 
 
@@ -219,7 +219,7 @@ def test_base_parameter_counts_match_the_release(capsys: pytest.CaptureFixture[s
     assert "image_proj" not in counts  # ViT width == pool width: no projection, as the release
     from robo4d.methods.commands import Info
 
-    Info(preset="arm4r-tiny", objective="control").run()
+    Info(preset="arm4r-tiny", variant="control").run()
     lines = capsys.readouterr().out.splitlines()
     assert "action_decoder: 37152" in lines and all(": " in line for line in lines)
 

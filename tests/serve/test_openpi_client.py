@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from robo4d.serve import protocol as proto
 from robo4d.serve.server import PolicyServer, ServerConfig
-from robo4d.types import STATE, image_key
+from robo4d.types import STATE, TASK, image_key
 
 KEY = "s3cret"
 # openpi 0.1.2 opens its connection without a context manager; newer websockets warn about that form.
@@ -27,7 +27,7 @@ def url() -> Iterator[str]:
 
 def openpi_obs(state: float = 0.0) -> dict:
     """An observation the way an openpi robot script builds it: arrays, numpy scalars and a `prompt`."""
-    obs: dict = {image_key(cam): np.zeros((8, 10, 3), np.uint8) for cam in SPEC.cameras}
+    obs: dict = {image_key(cam): np.zeros((8, 10, 3), np.uint8) for cam in SPEC.io.cameras}
     obs[STATE] = np.full(8, state, np.float32)
     obs["prompt"] = "reach the button"
     return obs
@@ -36,7 +36,7 @@ def openpi_obs(state: float = 0.0) -> dict:
 def test_connect_metadata_infer_reset(url: str) -> None:
     client = WebsocketClientPolicy(url, api_key=KEY)
     meta = client.get_server_metadata()
-    assert meta["cameras"] == list(SPEC.cameras) and meta["state_dim"] == 8 and meta["action_kind"] == "eef_pose"
+    assert meta["cameras"] == list(SPEC.io.cameras) and meta["state_dim"] == 8 and meta["action_kind"] == "eef_pose"
     first = client.infer(openpi_obs(state=0.5))
     assert first[proto.ACTIONS].dtype == np.float32 and first[proto.ACTIONS].shape == (4, 8)
     np.testing.assert_array_equal(first[proto.ACTIONS][:, 0], 0.5 + 1 + np.arange(4))  # state + call 1 + row
@@ -59,6 +59,6 @@ def test_bad_frame_is_answered_and_the_connection_lives(url: str) -> None:
     bad = openpi_obs()
     bad[image_key("front")] = np.zeros((8, 10, 3), np.float32)
     assert "front" in client.infer(bad)[proto.ERROR]
-    both = openpi_obs() | {proto.TASK: "reach"}
+    both = openpi_obs() | {TASK: "reach"}
     assert "both 'task' and 'prompt'" in client.infer(both)[proto.ERROR]
     assert client.infer(openpi_obs())[proto.ACTIONS].shape == (4, 8)

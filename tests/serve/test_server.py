@@ -6,6 +6,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,9 +16,23 @@ from robo4d.serve import protocol as proto
 from robo4d.serve.client import PolicyClient
 from robo4d.serve.msgpack_numpy import packb, unpackb
 from robo4d.serve.server import PolicyServer, ServerConfig
-from robo4d.types import STATE, ActionChunk, Observation, image_key
+from robo4d.types import (
+    ACTION_EEF_POSE,
+    STATE,
+    STATE_EEF_POSE,
+    STATE_NONE,
+    TASK,
+    ActionChunk,
+    Observation,
+    PolicyIO,
+    image_key,
+)
 
-SPEC = proto.IOSpec(cameras=("front", "wrist"), image_size=(8, 10), state_dim=8, action_kind="eef_pose", method="fake")
+IO = PolicyIO(
+    cameras=("front", "wrist"), image_size=(8, 10), state_kind=STATE_EEF_POSE, state_dim=8,
+    action_kind=ACTION_EEF_POSE, action_dim=8, chunk=4,
+)  # fmt: skip
+SPEC = proto.IOSpec(io=IO, method="fake")
 
 
 class CountingPolicy:
@@ -40,7 +55,7 @@ class CountingPolicy:
 
 
 def make_obs(task: str = "reach", size: tuple[int, int] = (8, 10)) -> Observation:
-    images = {cam: np.zeros((*size, 3), np.uint8) for cam in SPEC.cameras}
+    images = {cam: np.zeros((*size, 3), np.uint8) for cam in IO.cameras}
     return Observation(images=images, state=np.zeros(8, np.float32), task=task)
 
 
@@ -74,13 +89,13 @@ def test_metadata_then_chunks_with_timing_and_per_connection_state(server: str) 
         (lambda f: f.__setitem__(STATE, np.zeros(7, np.float32)), "observation.state.*\\(8,\\) float"),
         (lambda f: f.__setitem__(STATE, np.full(8, np.nan, np.float32)), "finite"),
         (lambda f: f.__setitem__("extra", 1), "unexpected key\\(s\\) \\['extra'\\]"),
-        (lambda f: f.__setitem__(proto.TASK, 3), "'task'.*string"),
-        (lambda f: f.__setitem__(proto.TASK, "explode"), "policy raised ValueError: boom"),
+        (lambda f: f.__setitem__(TASK, 3), "'task'.*string"),
+        (lambda f: f.__setitem__(TASK, "explode"), "policy raised ValueError: boom"),
     ],
 )
 def test_bad_observations_get_an_error_frame_and_the_connection_lives(server: str, mutate, match: str) -> None:
     with PolicyClient(server) as client:
-        frame = proto.observation_to_frame(make_obs())
+        frame = proto.observation_to_frame(make_obs(), SPEC)
         mutate(frame)
         with pytest.raises(RuntimeError, match=match):
             client.infer(frame)
@@ -93,7 +108,7 @@ def test_malformed_frames_get_error_frames(server: str) -> None:
         for bad, match in [(b"\xc1\xc1garbage", "malformed"), ("text", "text frame"), (packb([1, 2]), "map")]:
             ws.send(bad)
             assert match in unpackb(ws.recv(timeout=5))[proto.ERROR]
-        ws.send(packb(proto.observation_to_frame(make_obs())))
+        ws.send(packb(proto.observation_to_frame(make_obs(), SPEC)))
         assert proto.ACTIONS in unpackb(ws.recv(timeout=5))
 
 
@@ -107,7 +122,7 @@ def test_oversize_frame_closes_only_that_connection(server: str) -> None:
 def test_client_vanishing_mid_request_does_not_hurt_others(server: str) -> None:
     with connect(server, proxy=None) as ws:
         ws.recv(timeout=5)
-        ws.send(packb(proto.observation_to_frame(make_obs())))
+        ws.send(packb(proto.observation_to_frame(make_obs(), SPEC)))
     # closed before the 50 ms inference finished
     with PolicyClient(server) as client:
         assert client.predict_action_chunk(make_obs()).actions.shape == (4, 8)
@@ -157,11 +172,29 @@ def test_api_key_is_checked_at_the_handshake() -> None:
 def test_config_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="ServerConfig.port"):
         ServerConfig(port=70000)
-    with pytest.raises(ValueError, match="IOSpec.image_size"):
-        proto.IOSpec(cameras=("front",), image_size=(0, 4), state_dim=8, action_kind="eef_pose")
+    with pytest.raises(ValueError, match="IOSpec.camera_map wrist=ego: the policy has no camera 'ego'"):
+        proto.IOSpec(io=IO, camera_map={"wrist": "ego"})
+    with pytest.raises(ValueError, match="metadata frame: expected a PolicyIO map"):
+        proto.IOSpec.from_metadata({**SPEC.to_metadata(), "state_dim": None} | {"extra": 1})
 
 
 def test_port_in_use_is_a_clear_error() -> None:
     with PolicyServer(CountingPolicy, SPEC, ServerConfig(port=0)).start_in_thread() as bg:
         with pytest.raises(RuntimeError, match=f"failed to listen on 127.0.0.1:{bg.port}"):
             PolicyServer(CountingPolicy, SPEC, ServerConfig(port=bg.port)).start_in_thread()
+
+
+def test_replies_must_match_the_declared_io_and_stateless_policies_take_no_state() -> None:
+    class Short(CountingPolicy):
+        def predict_action_chunk(self, obs: Observation) -> ActionChunk:
+            assert obs.state.shape == (0,)  # STATE_NONE: the observation carries an empty state
+            return ActionChunk(actions=np.zeros((2, 8), np.float32), kind=ACTION_EEF_POSE)
+
+    spec = proto.IOSpec(io=replace(IO, state_kind=STATE_NONE, state_dim=0))
+    with PolicyServer(Short, spec, ServerConfig(port=0)).start_in_thread() as bg, PolicyClient(bg.url) as client:
+        frame = proto.observation_to_frame(make_obs(), spec)
+        assert STATE not in frame
+        with pytest.raises(RuntimeError, match=r"shape \(2, 8\).*declares finite 'eef_pose' chunks of \(4, 8\)"):
+            client.infer(frame)
+        with pytest.raises(RuntimeError, match=r"unexpected key\(s\) \['observation.state'\]"):
+            client.infer({**frame, STATE: np.zeros(8, np.float32)})

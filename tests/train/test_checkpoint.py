@@ -8,18 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_toy import TOY_BACKEND, ToyPolicy, toy_stage
+from train_toy import TOY_BACKEND, ToyConfig, ToyPolicy, toy_stage
 
+from robo4d.config import config_to_dict
 from robo4d.train.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
     STATE_FILE,
     STATS_FILE,
     CheckpointError,
+    frozen_sources,
     load_policy,
     read_training_state,
     resolve_checkpoint,
     saved_names,
+    saved_state,
+    write_checkpoint,
 )
 from robo4d.train.trainer import run_stage
 from robo4d.types import STATE, Observation
@@ -86,3 +90,42 @@ def test_truncated_training_state_names_the_file(trained: Path) -> None:
 def test_not_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_policy(tmp_path)
+
+
+def test_frozen_learned_module_is_saved_and_restored(tmp_path: Path) -> None:
+    # A frozen module with no named weight source (e.g. a latent action model trained in an earlier stage)
+    # must come back with its weights, not as a fresh random init.
+    stage = toy_stage(tmp_path, policy=ToyConfig(frozen_learned=True))
+    policy = ToyPolicy(stage.policy)
+    with torch.no_grad():
+        policy.labeller.weight.fill_(0.25)
+    assert "labeller.weight" in saved_names(policy) and not any(n.startswith("encoder.") for n in saved_names(policy))
+    config = {
+        "method": "toy", "policy_config": config_to_dict(stage.policy), "stage": config_to_dict(stage), "step": 1,
+        "frozen_sources": frozen_sources(policy),
+    }  # fmt: skip
+    ckpt = write_checkpoint(
+        tmp_path / "run" / "s1", 1, model_state=saved_state(policy), config=config, training_state={},
+        stats={STATE: {"mean": np.zeros(3), "std": np.ones(3)}},
+        keep_last=1,
+    )  # fmt: skip
+    assert torch.equal(load_policy(ckpt).labeller.weight, torch.full((8, 3), 0.25))
+
+
+def test_frozen_source_mismatch_is_refused(trained: Path) -> None:
+    ckpt = resolve_checkpoint(trained)
+    config = json.loads((ckpt / CONFIG_FILE).read_text())
+    assert config["frozen_sources"] == {"encoder": "toy encoder (fixed init, seed 1234)"}
+    config["frozen_sources"] = {}
+    (ckpt / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="frozen modules were saved as rebuilt from"):
+        load_policy(ckpt)
+
+
+def test_config_records_io_and_camera_map(trained: Path) -> None:
+    config = json.loads((resolve_checkpoint(trained) / CONFIG_FILE).read_text())
+    assert config["camera_map"] == {}
+    assert config["io"] == {
+        "cameras": ["toy"], "image_size": [1, 1], "state_kind": "joint", "state_dim": 3, "action_kind": "toy",
+        "action_dim": 2, "chunk": 1,
+    }  # fmt: skip

@@ -1,6 +1,7 @@
 """A test-only method and an in-memory-sized dataset format, so the trainer is tested without any real method.
 
-The toy policy has what real ones have: a frozen "pretrained" encoder with buffers (never saved), a
+The toy policy has what real ones have: a frozen "pretrained" encoder with buffers, rebuilt from a named
+source (never saved), optionally a frozen module learned earlier (saved: no source rebuilds it), a
 normalisation buffer set from dataset stats, a ModuleList of blocks and a decoder whose shape depends on the
 config (to exercise weight maps), and optional training-time noise (to exercise RNG restore on resume).
 """
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robo4d.methods.base import DataSpec, Policy, register_method
+from robo4d.methods.base import DataSpec, Policy, register_method, register_presets
 from robo4d.train.loader import DataBackend
 from robo4d.train.stage import StageConfig
 from robo4d.types import ACTION, PAD_MASK, STATE, STATE_JOINT, ActionChunk, Observation, PolicyIO
@@ -35,6 +36,7 @@ class ToyConfig:
     noise: float = 0.0  # std of training-time input noise (draws from torch's global RNG)
     nan_at_call: int = 0  # training-mode compute_loss call (1-based) that returns NaN; 0: never
     keys: tuple[str, ...] = (STATE, ACTION)  # dataset keys the policy reads
+    frozen_learned: bool = False  # add a frozen module whose weights come from training (like IGOR's labeller)
 
 
 @register_method("toy", ToyConfig)
@@ -49,6 +51,8 @@ class ToyPolicy(Policy):
             self.encoder[0].weight.copy_(torch.randn(8, TOY_STATE_DIM, generator=gen))
             self.encoder[0].bias.copy_(torch.randn(8, generator=gen))
         self.encoder.requires_grad_(False).eval()
+        # Frozen too, but its weights are learned (random until loaded): nothing but the checkpoint restores it.
+        self.labeller = nn.Linear(TOY_STATE_DIM, 8).requires_grad_(False) if config.frozen_learned else None
         self.register_buffer("state_mean", torch.zeros(TOY_STATE_DIM))
         self.register_buffer("state_std", torch.ones(TOY_STATE_DIM))
         self.proprio_encoder = nn.Linear(TOY_STATE_DIM, config.hidden)
@@ -61,6 +65,9 @@ class ToyPolicy(Policy):
         super().train(mode)
         self.encoder.eval()  # frozen: its BatchNorm statistics never move
         return self
+
+    def frozen_weight_sources(self) -> dict[str, str]:
+        return {"encoder": "toy encoder (fixed init, seed 1234)"}
 
     def data_spec(self) -> DataSpec:
         return DataSpec(
@@ -84,6 +91,8 @@ class ToyPolicy(Policy):
         x = (state - self.state_mean) / self.state_std  # (B, T, 3)
         b, t, _ = x.shape
         frozen = self.image_norm(self.encoder(x.reshape(b * t, -1)).reshape(b, t, -1))  # (B, T, 8)
+        if self.labeller is not None:
+            frozen = frozen + self.labeller(x)
         h = torch.cat([self.proprio_encoder(x), frozen], dim=-1)  # (B, T, hidden + 8)
         for block in self.blocks:
             h = h + torch.tanh(block(h))
@@ -112,6 +121,17 @@ class ToyPolicy(Policy):
 
     def reset(self) -> None:
         self._calls = 0
+
+
+TOY_PRESETS = {"toy-small": ToyConfig(), "toy-wide": ToyConfig(hidden=32)}
+
+
+def toy_parameter_counts(name: str, variant: str) -> dict[str, int]:
+    policy = ToyPolicy(TOY_PRESETS[name])
+    return {block: sum(p.numel() for p in getattr(policy, block).parameters()) for block in ("blocks", "encoder")}
+
+
+register_presets("toy", TOY_PRESETS, variants=("policy",), parameter_counts=toy_parameter_counts)
 
 
 # --- a toy dataset: one .npz per root -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ class Metadata:
     robo4d_meta: dict[str, Any]
 
 
-def load_metadata(root: Path) -> Metadata:
+def load_metadata(root: Path, *, check_videos: bool = True) -> Metadata:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory does not exist")
     if (root / layout.INCOMPLETE_MARKER).exists():
@@ -88,7 +88,8 @@ def load_metadata(root: Path) -> Metadata:
         root=root, info=info, version=version, fps=fps, features=features, stats=stats, robo4d_meta=robo4d_meta, **parts
     )
     _check_data_files(meta)
-    _check_video_files(meta)
+    if check_videos:
+        _check_video_files(meta)
     return meta
 
 
@@ -248,23 +249,56 @@ def _check_data_files(meta: Metadata) -> None:
 
 
 def _check_video_files(meta: Metadata) -> None:
-    """Each mp4 exists, opens and lasts at least until its last episode ends (catches truncation)."""
+    problems = video_problems(meta)
+    if problems:
+        more = f" (and {len(problems) - 1} more video problem(s); `robo4d data info` lists them)"
+        raise DatasetError(problems[0] + (more if len(problems) > 1 else ""))
+
+
+def video_problems(meta: Metadata) -> list[str]:
+    """One line per video file that is missing, unreadable, shorter than its episodes (truncation) or of
+    another resolution than info.json declares."""
     from robo4d.data.video import probe
 
+    problems = []
     for key, files in meta.video_file.items():
         end: dict[Path, float] = {}
         for path, start, length in zip(files, meta.video_from[key], meta.length, strict=True):
             end[path] = max(end.get(path, 0.0), float(start) + int(length) / meta.fps)
+        declared = tuple(meta.features[key].shape[:2])
         for path, needed in end.items():
             if not path.is_file():
-                raise DatasetError(f"{path}: video file of {key!r} is missing")
-            facts = probe(path)
+                problems.append(f"{path}: video file of {key!r} is missing{_layout_hint(meta.root, path)}")
+                continue
+            try:
+                facts = probe(path)
+            except DatasetError as e:
+                problems.append(str(e))
+                continue
             have = facts["frames"] / meta.fps if facts["frames"] else facts["duration_s"]
             if have + 0.5 / meta.fps < needed:
-                raise DatasetError(
+                problems.append(
                     f"{path}: video of {key!r} lasts {have:.3f}s but its episodes need {needed:.3f}s; "
                     f"the file is truncated"
                 )
+            elif (facts["height"], facts["width"]) != declared:
+                problems.append(
+                    f"{path}: video of {key!r} is {facts['height']}x{facts['width']} (HxW) but meta/info.json "
+                    f"declares {declared[0]}x{declared[1]}"
+                )
+    return problems
+
+
+def _layout_hint(root: Path, path: Path) -> str:
+    """A hint when the videos sit under a sibling top-level folder (`video/` where info.json says `videos/`)."""
+    try:
+        top = path.relative_to(root).parts[0]
+    except ValueError:
+        return ""
+    for other in ("video", "videos"):
+        if other != top and (root / other).is_dir():
+            return f" (found {root / other}/ instead: meta/info.json's video_path puts videos under {top}/; rename it)"
+    return ""
 
 
 def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

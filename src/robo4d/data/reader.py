@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from robo4d.data.errors import DatasetError
 from robo4d.data.features import Feature
-from robo4d.data.metadata import Metadata, load_metadata
+from robo4d.data.metadata import Metadata, load_metadata, video_problems
 from robo4d.data.stats import Stats
 from robo4d.data.video import VideoDecoders
 
@@ -30,9 +30,11 @@ class Dataset:
     uint8 RGB (T, H, W, 3), everything else in its declared dtype and shape.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, check_videos: bool = True) -> None:
+        """`check_videos=False` opens a dataset whose videos are missing or broken (to describe it: see
+        `video_problems`); reading such a video still raises."""
         self.root = Path(root)
-        self._meta: Metadata = load_metadata(self.root)
+        self._meta: Metadata = load_metadata(self.root, check_videos=check_videos)
         self._decoders = VideoDecoders()
         self._pid = -1
         self._files: dict[Path, pq.ParquetFile] = {}
@@ -125,6 +127,10 @@ class Dataset:
     def video_file(self, ep: int, key: str) -> Path:
         return self._meta.video_file[key][self._check_ep(ep)]
 
+    def video_problems(self) -> list[str]:
+        """One line per missing, unreadable, truncated or mis-sized video file ([] when all are sound)."""
+        return video_problems(self._meta)
+
     # -- data --------------------------------------------------------------------------------------
 
     def read_episode(self, ep: int, keys: list[str] | tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
@@ -186,6 +192,7 @@ class Dataset:
                     fps=self.fps,
                     from_timestamp=float(self._meta.video_from[key][ep]),
                     frame_indices=frames,
+                    expected_hw=tuple(self._meta.features[key].shape[:2]),
                 )
         return {key: out[key] for key in keys}
 

@@ -120,9 +120,18 @@ class VideoDecoders:
             self._open.popitem(last=False)[1].close()
         return container
 
-    def decode(self, path: Path, *, fps: int, from_timestamp: float, frame_indices: np.ndarray) -> np.ndarray:
+    def decode(
+        self,
+        path: Path,
+        *,
+        fps: int,
+        from_timestamp: float,
+        frame_indices: np.ndarray,
+        expected_hw: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         """Frames `frame_indices` (sorted or not, within one episode starting at `from_timestamp`) as
-        (n, H, W, 3) uint8. Seeks once to the keyframe before the earliest frame, then decodes forward."""
+        (n, H, W, 3) uint8. Seeks once to the keyframe before the earliest frame, then decodes forward.
+        A frame whose size is not `expected_hw` (the declared (H, W)) is an error, never returned as is."""
         container = self._container(path)
         stream = container.streams.video[0]
         base = round(from_timestamp * fps)  # the episode's first frame number in this file
@@ -137,6 +146,12 @@ class VideoDecoders:
                 if number > wanted[-1]:
                     break
                 if number in wanted_set:
+                    if expected_hw is not None and (frame.height, frame.width) != tuple(expected_hw):
+                        raise DatasetError(
+                            f"{path}: file frame {number} (episode frame {number - base}) decodes to "
+                            f"{frame.height}x{frame.width} (HxW) but meta/info.json declares "
+                            f"{expected_hw[0]}x{expected_hw[1]}; the video does not match the dataset's metadata"
+                        )
                     found[number] = frame.to_ndarray(format="rgb24")
                 if len(found) == len(wanted):
                     break

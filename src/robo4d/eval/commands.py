@@ -1,7 +1,12 @@
 """`robo4d eval`: closed-loop evaluation of a checkpoint (or a served policy) in the embedded Meta-World world.
 
     robo4d eval --checkpoint runs/arm4r/control --tasks reach-v3 push-v3 --episodes 25 --seeds 0 1 2
-    robo4d eval --remote ws://127.0.0.1:8000 --chain reach-v3,push-v3 --chain reach-v3,drawer-open-v3
+    robo4d eval --remote ws://127.0.0.1:8000 --chain reach-v3,push-v3 reach-v3,drawer-open-v3
+    robo4d eval --checkpoint runs/real/control --camera-map front=image   # the world's `front` is the policy's `image`
+
+The embedded world is a Meta-World Sawyer driven through end-effector targets, so only policies whose
+`PolicyIO` declares end-effector actions (and an end-effector or no state) are evaluated here; a joint-space
+policy is refused before anything starts (serve it to its own robot with `robo4d serve`).
 
 Writes <out>/eval_info.json, <out>/success.png and <out>/videos/<task>/*.mp4. Torch, the policy and the world
 are imported in `run()` only, so `robo4d eval --help` stays fast.
@@ -13,12 +18,38 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import tyro
 
 from robo4d.eval.controller import ControllerConfig
 from robo4d.eval.runtime import RuntimeConfig
+from robo4d.types import (
+    ACTION_EEF_POSE,
+    API_KEY_ENV,
+    CAM_FRONT,
+    CAM_WRIST,
+    STATE_EEF_POSE,
+    STATE_NONE,
+    PolicyIO,
+)
 
-API_KEY_ENV = "ROBO4D_API_KEY"  # used for --remote when --api-key is not given
+WORLD_CAMERAS = (CAM_FRONT, CAM_WRIST)  # the robot cameras `world.env.WorldEnv` renders
+
+
+def require_world_io(io: PolicyIO, method: str, source: str | Path) -> None:
+    """The embedded world executes end-effector targets and observes the end-effector pose; refuse the rest."""
+    if io.action_kind != ACTION_EEF_POSE:
+        raise ValueError(
+            f"{str(source)!r} is a {method!r} {io.action_kind!r}-space policy ({io.action_dim}-wide actions): the "
+            f"embedded Meta-World world executes end-effector poses ({ACTION_EEF_POSE!r}) only; serve it to its "
+            "own robot with `robo4d serve` instead"
+        )
+    if io.state_kind not in (STATE_EEF_POSE, STATE_NONE):
+        raise ValueError(
+            f"{str(source)!r} reads a {io.state_kind!r} state ({io.state_dim} wide): the embedded world observes the "
+            f"end-effector pose ({STATE_EEF_POSE!r}) only"
+        )
 
 
 def valid_tasks() -> tuple[str, ...]:
@@ -80,19 +111,24 @@ class EvalCommand:
     out: Path = Path("outputs/eval")  # output directory
     workers: int = 2  # parallel rollout processes, each loading the policy once
     videos_per_task: int = 2  # rollout mp4s kept per task (per chain)
-    video_camera: str = "front"  # camera recorded in the videos
-    image_size: tuple[int, int] | None = None  # (H, W) rendered; default: the checkpoint's training images
+    video_camera: str = CAM_FRONT  # world camera recorded in the videos
+    image_size: tuple[int, int] | None = None  # (H, W) rendered; default: the policy's PolicyIO.image_size
+    # World camera -> policy camera, ROBOT=POLICY (repeatable), e.g. front=image; unmapped cameras keep their
+    # names. With --remote, the policy cameras are the names the server asks for. Never inferred from the
+    # checkpoint's training camera map.
+    camera_map: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # ensembling / chunking, gripper threshold
     controller: ControllerConfig = field(default_factory=ControllerConfig)  # target -> Meta-World action gains
 
     def plan(self) -> tuple[Any, Any, Any]:
         """(EvalConfig, make_policy, make_env), validated; raises ValueError naming the bad argument."""
+        from robo4d.eval.camera_map import parse_camera_map, robot_cameras
         from robo4d.eval.evaluate import EvalConfig
         from robo4d.eval.policy_source import (
-            checkpoint_io_spec,
+            checkpoint_io,
             connect_remote_policy,
             load_local_policy,
-            require_eef_actions,
+            require_control,
         )
 
         if (self.checkpoint is None) == (self.remote is None):
@@ -103,11 +139,22 @@ class EvalCommand:
             api_key = self.api_key or os.environ.get(API_KEY_ENV) or None
             with PolicyClient(self.remote, api_key=api_key) as probe:
                 spec = probe.spec
-            require_eef_actions(spec.action_kind, spec.method, self.remote)
-            make_policy = functools.partial(connect_remote_policy, self.remote, api_key)
+            io, method, source, wanted = spec.io, spec.method, self.remote, spec.robot_cameras
         else:
-            spec = checkpoint_io_spec(self.checkpoint, image_size=self.image_size)
-            make_policy = functools.partial(load_local_policy, str(self.checkpoint))
+            found = checkpoint_io(self.checkpoint)
+            io, method, source, wanted = found.io, found.method, self.checkpoint, found.io.cameras
+        require_control(io, method, source)  # first: a pre-training checkpoint gets the "wrong kind" error
+        require_world_io(io, method, source)
+        camera_map = parse_camera_map(self.camera_map, wanted)
+        cameras = robot_cameras(wanted, camera_map)
+        for cam in (*cameras, self.video_camera):
+            if cam not in WORLD_CAMERAS:
+                hint = "; map it with --camera-map WORLD_CAMERA=" + cam if cam != self.video_camera else ""
+                raise ValueError(f"camera {cam!r}: the embedded world renders only {list(WORLD_CAMERAS)}{hint}")
+        if self.remote is not None:
+            make_policy = functools.partial(connect_remote_policy, self.remote, api_key, camera_map)
+        else:
+            make_policy = functools.partial(load_local_policy, str(self.checkpoint), camera_map)
 
         chains = [tuple(t.strip() for t in c.split(",")) for c in self.chain]
         if self.chain_file is not None:
@@ -129,9 +176,9 @@ class EvalCommand:
             runtime=self.runtime,
             controller=self.controller,
         )
-        cameras = tuple(dict.fromkeys((*spec.cameras, self.video_camera)))
-        image_size = self.image_size or spec.image_size
-        make_env = functools.partial(make_world_env, image_size=image_size, cameras=cameras)
+        image_size = self.image_size or io.image_size
+        render = tuple(dict.fromkeys((*cameras, self.video_camera)))
+        make_env = functools.partial(make_world_env, image_size=image_size, cameras=render)
         return config, make_policy, make_env
 
     def run(self) -> None:

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from robo4d.eval.controller import ControllerConfig
 from robo4d.eval.rollout import EpisodeResult, FreshEnvScene, StepEnv, run_chain
-from robo4d.eval.runtime import ChunkPolicy, RuntimeConfig, TargetRuntime
+from robo4d.eval.runtime import RuntimeConfig, TargetRuntime
+from robo4d.types import ChunkPolicy
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,90 +1,87 @@
-"""Where evaluation and serving get a policy from, and what it expects: checkpoint checks before any rollout.
+"""Where evaluation and serving get a policy from, and what it declares: checkpoint checks before any rollout.
 
-`checkpoint_io_spec` reads only the checkpoint's config.json (and its training dataset's info.json for the
-image size), so a wrong checkpoint fails in milliseconds, before policies are built in worker processes:
-a missing path, a file that is not a checkpoint, or a pre-training checkpoint whose objective is not control
-(e.g. ARM4R's stage-1 "points": it predicts point motion, not end-effector poses) all raise `ValueError`.
-The factories below are module-level functions so process-pool workers can unpickle them.
+The contract is the policy's `types.PolicyIO` and nothing else (no method's config field is read here).
+`checkpoint_io` takes it from the checkpoint's config.json (key `types.CHECKPOINT_IO`, written by the
+trainer), so a wrong checkpoint fails in milliseconds, before policies are built in worker processes; a
+checkpoint written before the trainer recorded it gets its policy rebuilt once to ask (`Policy.io()`).
+A missing path, a file that is not a checkpoint, or a policy whose actions are not robot commands (e.g. a
+points pre-training stage) all raise `ValueError` in one line. The factories below are module-level
+functions so process-pool workers can unpickle them.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from robo4d.eval.runtime import EEF_POSE, ChunkPolicy
-from robo4d.serve.protocol import IOSpec
-from robo4d.types import INFO_JSON, STATE_DIM, image_key
-
-CONTROL_OBJECTIVE = "control"  # policy_config.objective of checkpoints that predict end-effector poses
-
-
-def _training_image_size(config: dict[str, Any], cameras: tuple[str, ...]) -> tuple[int, int] | None:
-    """(H, W) of the first camera in the checkpoint's first training dataset, when that dataset is reachable."""
-    for identity in config.get("datasets") or ():
-        info_path = Path(identity.get("root", "")) / INFO_JSON
-        if info_path.is_file():
-            features = json.loads(info_path.read_text()).get("features", {})
-            shape = features.get(image_key(cameras[0]), {}).get("shape")
-            if shape and len(shape) == 3:
-                return int(shape[0]), int(shape[1])
-    return None
+from robo4d.eval.camera_map import RenamedCameras
+from robo4d.types import (
+    ACTION_EEF_POSE,
+    ACTION_JOINT,
+    CHECKPOINT_CAMERA_MAP,
+    CHECKPOINT_IO,
+    ChunkPolicy,
+    PolicyIO,
+)
 
 
-def checkpoint_io_spec(path: str | Path, *, image_size: tuple[int, int] | None = None) -> IOSpec:
-    """The observation/action contract of a control checkpoint (directory, or stage/run directory with `last`).
+@dataclass(frozen=True, kw_only=True)
+class CheckpointIO:
+    """What a checkpoint says about its policy, read without building it (when the trainer recorded `io`)."""
 
-    `image_size` overrides the training data's image size (needed when that dataset is not on this machine).
-    """
-    from robo4d.train.checkpoint import CheckpointError, read_config, resolve_checkpoint
+    path: Path  # the resolved checkpoint directory
+    method: str  # the registered method name
+    io: PolicyIO  # what the policy consumes and produces
+    camera_map: dict[str, str]  # {dataset camera: policy camera} the stage trained with ({} = same names)
+
+
+def checkpoint_io(path: str | Path) -> CheckpointIO:
+    """The contract of a checkpoint (directory, or stage/run directory with `last`); raises ValueError."""
+    from robo4d.train.checkpoint import CONFIG_FILE, CheckpointError, read_config, resolve_checkpoint
 
     if not Path(path).exists():
         raise ValueError(f"checkpoint {str(path)!r}: no such file or directory")
     try:
-        config = read_config(resolve_checkpoint(path))
+        ckpt = resolve_checkpoint(path)
+        config = read_config(ckpt)
     except CheckpointError as e:
         raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
-    policy_config = config["policy_config"]
-    objective = policy_config.get("objective", CONTROL_OBJECTIVE)
-    kind = EEF_POSE if objective == CONTROL_OBJECTIVE else str(objective)
-    # Before the image size: a pre-training checkpoint must get the "wrong kind" error, not a data question.
-    require_eef_actions(kind, str(config["method"]), path)
-    cameras = tuple(dict.fromkeys(policy_config.get("cameras", ())))  # pool slots may repeat a camera
-    if not cameras:
-        raise ValueError(f"checkpoint {str(path)!r}: policy_config.cameras is empty; cannot tell what to observe")
-    size = image_size or _training_image_size(config, cameras)
-    if size is None:
-        side = policy_config.get("image_size")
-        if not isinstance(side, int):
-            raise ValueError(
-                f"checkpoint {str(path)!r}: its training dataset is not reachable to read the image size; "
-                "pass the (H, W) the robot's cameras deliver explicitly"
-            )
-        size = (side, side)
-    return IOSpec(cameras=cameras, image_size=size, state_dim=STATE_DIM, action_kind=kind, method=config["method"])
+    where = f"{ckpt / CONFIG_FILE}: {CHECKPOINT_IO}"
+    if CHECKPOINT_IO in config:
+        io = PolicyIO.from_dict(config[CHECKPOINT_IO], where=where)
+    else:  # written before the trainer recorded the contract: the policy itself knows it
+        from robo4d.train.checkpoint import load_policy
+
+        io = load_policy(ckpt).io()
+    camera_map = config.get(CHECKPOINT_CAMERA_MAP) or {}
+    if not isinstance(camera_map, dict) or not all(isinstance(n, str) for n in (*camera_map, *camera_map.values())):
+        raise ValueError(f"{ckpt / CONFIG_FILE}: {CHECKPOINT_CAMERA_MAP}: expected a map of camera names")
+    return CheckpointIO(path=ckpt, method=str(config["method"]), io=io, camera_map=camera_map)
 
 
-def require_eef_actions(action_kind: str, method: str, source: str | Path) -> None:
-    """Refuse policies that cannot drive the robot (e.g. a checkpoint of a points pre-training stage)."""
-    if action_kind != EEF_POSE:
+def require_control(io: PolicyIO, method: str, source: str | Path) -> None:
+    """Refuse policies that cannot drive a robot (e.g. a checkpoint of a points pre-training stage)."""
+    if not io.controls_robot:
         raise ValueError(
-            f"{str(source)!r} is a {method!r} '{action_kind}' pre-training policy: it predicts {action_kind}, not "
-            f"end-effector poses ({EEF_POSE!r}); evaluate or serve a checkpoint of the control stage "
-            f"(policy_config.objective = {CONTROL_OBJECTIVE!r}) instead"
+            f"{str(source)!r} is a {method!r} '{io.action_kind}' pre-training policy: it predicts "
+            f"{io.action_kind}, not robot commands ({ACTION_EEF_POSE!r} or {ACTION_JOINT!r}); evaluate or serve "
+            "a checkpoint of a control stage instead"
         )
 
 
-def load_local_policy(checkpoint: str) -> ChunkPolicy:
-    """A trained policy from a checkpoint, in eval mode (imports torch). Gradients are left alone: evaluation
-    may run inside a process that trains next (`--workers 1`); policies run inference under no_grad."""
+def load_local_policy(checkpoint: str, camera_map: dict[str, str] | None = None) -> ChunkPolicy:
+    """A trained policy from a checkpoint, in eval mode (imports torch), fed the robot's cameras under the
+    policy's names. Gradients are left alone: evaluation may run inside a process that trains next
+    (`--workers 1`); policies run inference under no_grad."""
     from robo4d.train.checkpoint import load_policy
 
-    return load_policy(checkpoint)
+    policy = load_policy(checkpoint)
+    return RenamedCameras(policy, camera_map) if camera_map else policy
 
 
-def connect_remote_policy(url: str, api_key: str | None) -> ChunkPolicy:
+def connect_remote_policy(url: str, api_key: str | None, camera_map: dict[str, str] | None = None) -> ChunkPolicy:
     """A policy served by `robo4d serve` at `url` (no torch needed in this process)."""
     from robo4d.serve.client import PolicyClient
 
-    return PolicyClient(url, api_key=api_key)
+    client = PolicyClient(url, api_key=api_key)
+    return RenamedCameras(client, camera_map) if camera_map else client

@@ -22,8 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from robo4d.eval.controller import ControllerConfig, metaworld_action
-from robo4d.eval.runtime import ChunkPolicy, TargetRuntime
-from robo4d.types import Observation
+from robo4d.eval.runtime import TargetRuntime
+from robo4d.types import ChunkPolicy, Observation
 
 
 class StepEnv(Protocol):

@@ -1,7 +1,9 @@
-"""From a policy's predicted chunks to one end-effector target per control step.
+"""From a policy's predicted chunks to one target per control step, for either kind of robot command.
 
-A policy returns, at step t, an `ActionChunk` of K absolute targets (xyz + quaternion wxyz + gripper) for
-steps t .. t+K-1 (row 0 is what the action taken at t should reach). Two ways to turn chunks into targets:
+A policy returns, at step t, an `ActionChunk` of K absolute targets for steps t .. t+K-1 (row 0 is what the
+action taken at t should reach): end-effector poses (`types.ACTION_EEF_POSE`: xyz + quaternion wxyz + gripper)
+or joint-space commands (`types.ACTION_JOINT`: the robot's own A-wide action vector). Two ways to turn chunks
+into targets:
 
 - "ensemble" (ACT's temporal ensembling, what ARM4R's release does): query the policy every step; the target
   for step t blends every still-valid prediction for t, made at steps t-K+1 .. t, with weights
@@ -9,31 +11,23 @@ steps t .. t+K-1 (row 0 is what the action taken at t should reach). Two ways to
   smoother, slower to react), m < 0 favours the newest, m = 0 is a plain mean.
 - "chunk": query once, execute `execute_steps` rows of the chunk open-loop, then query again.
 
-Blending: positions and gripper by weighted mean; orientations by the weighted quaternion average of
-Markley et al. (2007) — the principal eigenvector of sum_i w_i q_i q_i^T — which is the proper mean rotation
-and is blind to the q / -q sign ambiguity (a naive component mean of q and -q would cancel to nothing).
-The gripper is then binarised: opening >= threshold (0.4 in ARM4R's release) -> 1.0 (open), else 0.0 (closed).
+Blending end-effector poses: positions and gripper by weighted mean; orientations by the weighted quaternion
+average of Markley et al. (2007) — the principal eigenvector of sum_i w_i q_i q_i^T — which is the proper mean
+rotation and is blind to the q / -q sign ambiguity (a naive component mean of q and -q would cancel to
+nothing). The gripper is then binarised: opening >= threshold (0.4 in ARM4R's release) -> 1.0 (open), else 0.0
+(closed). Joint-space rows pass through: a weighted mean per dimension when ensembling, the row itself in
+chunk mode; their meaning (which dimension is a gripper, if any) is the robot's, so nothing is binarised.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
-from robo4d.types import STATE_DIM, ActionChunk, Observation
-
-EEF_POSE = "eef_pose"  # the only ActionChunk.kind the runtime executes: (K, 8) xyz + quat wxyz + gripper
-
-
-class ChunkPolicy(Protocol):
-    """What a rollout needs from a policy (a `methods.base.Policy`, or a remote `serve.client.PolicyClient`)."""
-
-    def predict_action_chunk(self, obs: Observation) -> ActionChunk: ...
-
-    def reset(self) -> None: ...
+from robo4d.types import ACTION_EEF_POSE, CONTROL_ACTION_KINDS, STATE_DIM, ActionChunk, ChunkPolicy, Observation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +37,7 @@ class RuntimeConfig:
     mode: Literal["ensemble", "chunk"] = "ensemble"  # temporal ensembling every step, or open-loop chunks
     ensemble_decay: float = 0.01  # m in w_i = exp(-m*i), i = 0 the oldest prediction (ACT's convention/default)
     execute_steps: int | None = None  # "chunk" mode: rows executed per query; None = the whole chunk
-    gripper_threshold: float = 0.4  # opening >= this counts as open (ARM4R's release binarises at 0.4)
+    gripper_threshold: float = 0.4  # eef_pose: opening >= this counts as open (ARM4R's release binarises at 0.4)
 
     def __post_init__(self) -> None:
         if self.mode not in ("ensemble", "chunk"):
@@ -75,27 +69,35 @@ def blend_targets(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_chunk(chunk: ActionChunk) -> np.ndarray:
-    """The chunk's (K, 8) rows, or a ValueError saying why this policy cannot drive the robot."""
-    if chunk.kind != EEF_POSE:
+def check_chunk(chunk: ActionChunk, kind: str, width: int) -> np.ndarray:
+    """The chunk's (K, width) rows, or a ValueError saying why this policy cannot drive the robot."""
+    if chunk.kind != kind:
         raise ValueError(
-            f"policy returned ActionChunk.kind={chunk.kind!r}; evaluation needs {EEF_POSE!r} "
-            f"(absolute xyz + quat wxyz + gripper) — is this a pre-training (e.g. points) checkpoint?"
+            f"policy returned ActionChunk.kind={chunk.kind!r}; this runtime executes {kind!r} chunks "
+            f"— is this a pre-training (e.g. points) checkpoint?"
         )
     actions = np.asarray(chunk.actions, dtype=np.float64)
-    if actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] != STATE_DIM:
-        raise ValueError(f"ActionChunk.actions: expected (K, {STATE_DIM}) with K >= 1, got {actions.shape}")
+    if actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] != width:
+        raise ValueError(f"ActionChunk.actions: expected (K, {width}) with K >= 1, got {actions.shape}")
     if not np.all(np.isfinite(actions)):
         raise ValueError("ActionChunk.actions: expected finite values, got NaN/inf")
     return actions
 
 
 class TargetRuntime:
-    """Per-episode state between a policy and the controller: call `reset()` per episode, `next_target()` per step."""
+    """Per-episode state between a policy and the robot: call `reset()` per episode, `next_target()` per step.
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    `action_kind`/`action_dim` are the policy's (`PolicyIO.action_kind`, `.action_dim`); eef_pose is 8 wide."""
+
+    def __init__(self, config: RuntimeConfig, *, action_kind: str = ACTION_EEF_POSE, action_dim: int = STATE_DIM):
+        if action_kind not in CONTROL_ACTION_KINDS:
+            raise ValueError(f"TargetRuntime: {action_kind!r} is not a robot command {CONTROL_ACTION_KINDS}")
+        if action_dim < 1 or (action_kind == ACTION_EEF_POSE and action_dim != STATE_DIM):
+            raise ValueError(f"TargetRuntime: {action_kind!r} actions cannot be {action_dim} wide")
         self.config = config
-        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (step the chunk was predicted at, (K, 8) rows)
+        self.action_kind = action_kind
+        self.action_dim = action_dim
+        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (step the chunk was predicted at, (K, A) rows)
         self._step = 0
         self.queries = 0  # policy calls this episode (for reporting)
 
@@ -105,24 +107,27 @@ class TargetRuntime:
         self.queries = 0
 
     def next_target(self, obs: Observation, policy: ChunkPolicy) -> np.ndarray:
-        """(8,) target for the current step: xyz, unit quat wxyz, gripper in {0.0 closed, 1.0 open}."""
+        """(A,) target for the current step. eef_pose: xyz, unit quat wxyz, gripper in {0.0 closed, 1.0 open}."""
         t = self._step
         self._step += 1
         # Drop chunks with no row left for step t (ensemble) or that have been executed (chunk mode).
         while self._pending and not self._covers(*self._pending[0], t):
             self._pending.popleft()
         if self.config.mode == "ensemble" or not self._pending:
-            self._pending.append((t, check_chunk(policy.predict_action_chunk(obs))))
+            chunk = policy.predict_action_chunk(obs)
+            self._pending.append((t, check_chunk(chunk, self.action_kind, self.action_dim)))
             self.queries += 1
+        eef = self.action_kind == ACTION_EEF_POSE
         if self.config.mode == "chunk":
             start, rows = self._pending[-1]
             target = rows[t - start].copy()
         else:
-            rows_for_t = np.stack([rows[t - start] for start, rows in self._pending])  # (N, 8), oldest first
+            rows_for_t = np.stack([rows[t - start] for start, rows in self._pending])  # (N, A), oldest first
             weights = np.exp(-self.config.ensemble_decay * np.arange(len(rows_for_t)))  # (N,)
-            target = blend_targets(rows_for_t, weights)
-        target[3:7] = quaternion_mean(target[None, 3:7], np.ones(1))  # unit norm even for a single raw row
-        target[7] = 1.0 if target[7] >= self.config.gripper_threshold else 0.0
+            target = blend_targets(rows_for_t, weights) if eef else (weights / weights.sum()) @ rows_for_t  # (A,)
+        if eef:
+            target[3:7] = quaternion_mean(target[None, 3:7], np.ones(1))  # unit norm even for a single raw row
+            target[7] = 1.0 if target[7] >= self.config.gripper_threshold else 0.0
         return target
 
     def _covers(self, start: int, rows: np.ndarray, t: int) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from robo4d import types
+from robo4d.extract.visibility import DEFAULT_FAIL_BELOW, DEFAULT_WARN_BELOW
 
 _POINTS = types.POINTS_PREFIX.rstrip(".")
 
@@ -18,7 +19,8 @@ class Tracks:
     dataset: Path  # LeRobot v3 dataset root
     camera: str  # camera name, e.g. ego
     grid: int = 36  # GxG query grid on frame 0 (the world's ground-truth grid)
-    tracker: Literal["lk"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade
+    tracker: Literal["lk", "learned"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade, or robo4d's learned one
+    tracker_weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
     fb_threshold: float | None = 1.0  # forward-backward round-trip tolerance in pixels (None: no check)
     depth: Literal["sensor", "model"] = "sensor"  # the dataset's stored depth, or Depth Anything V2
     depth_model_dir: Path | None = None  # local Depth Anything V2 checkpoint (for --depth model)
@@ -31,18 +33,25 @@ class Tracks:
     shard: str | None = None  # "i/n": extract only shard i of n (then run `robo4d extract merge`)
     out: Path | None = None  # write a new dataset here instead of adding columns in place
     overwrite: bool = False  # replace existing track columns of this camera
+    warn_visible: float = DEFAULT_WARN_BELOW  # warn (stderr) when under this fraction of point-frames is visible
+    min_visible: float = DEFAULT_FAIL_BELOW  # refuse the tracks (exit 2) when under this fraction is visible
 
     def run(self) -> None:
         from robo4d.data.reader import Dataset
         from robo4d.extract import runner
         from robo4d.extract.depth_model import DepthModelConfig
         from robo4d.extract.errors import ExtractError
+        from robo4d.extract.learned import LearnedConfig
         from robo4d.extract.pipeline import LiftConfig
         from robo4d.extract.trackers import LKConfig
+        from robo4d.extract.visibility import VisibilityThresholds
 
+        shard = _parse_shard(self.shard) if self.shard is not None else None
+        visibility = VisibilityThresholds(warn_below=self.warn_visible, fail_below=self.min_visible)
         settings = runner.ExtractSettings(
             tracker=self.tracker,
             lk=LKConfig(fb_threshold=self.fb_threshold),
+            learned=LearnedConfig(weights=self.tracker_weights),
             lift=LiftConfig(grid=self.grid, format=self.format, world_frame=self.world_frame,
                             reseed_every=self.reseed_every, edge_threshold=self.edge_threshold),
             depth=self.depth,
@@ -50,8 +59,12 @@ class Tracks:
         )  # fmt: skip
         dataset = Dataset(self.dataset)
         runner.check_camera(dataset, self.camera)
-        if self.shard is not None:
-            index, count = _parse_shard(self.shard)
+        if self.depth == "model":
+            from robo4d.extract.depth_model import check_scale
+
+            check_scale(settings.depth_model, has_sensor_depth=types.depth_key(self.camera) in dataset.features)
+        if shard is not None:
+            index, count = shard
             totals = runner.extract_shard(self.dataset, self.camera, settings, index=index, count=count,
                                           workers=self.workers)  # fmt: skip
             print(f"shard {index}/{count} done: {_summary(totals)}; when all shards are done run "
@@ -68,7 +81,7 @@ class Tracks:
                 f"({existing}); pass --overwrite to replace it or --out DIR to write a new dataset"
             )
         totals = runner.extract_shard(self.dataset, self.camera, settings, workers=self.workers)
-        target = runner.merge(self.dataset, self.camera, out=self.out, overwrite=self.overwrite)
+        target = runner.merge(self.dataset, self.camera, out=self.out, overwrite=self.overwrite, visibility=visibility)
         print(f"{target}: wrote {types.points_key(self.camera)} and {types.points_visible_key(self.camera)}; "
               f"{_summary(totals)}")  # fmt: skip
 
@@ -81,11 +94,15 @@ class Merge:
     camera: str  # camera name
     out: Path | None = None  # write a new dataset here instead of adding columns in place
     overwrite: bool = False  # replace existing track columns of this camera
+    warn_visible: float = DEFAULT_WARN_BELOW  # warn (stderr) when under this fraction of point-frames is visible
+    min_visible: float = DEFAULT_FAIL_BELOW  # refuse the tracks (exit 2) when under this fraction is visible
 
     def run(self) -> None:
         from robo4d.extract import runner
+        from robo4d.extract.visibility import VisibilityThresholds
 
-        target = runner.merge(self.dataset, self.camera, out=self.out, overwrite=self.overwrite)
+        visibility = VisibilityThresholds(warn_below=self.warn_visible, fail_below=self.min_visible)
+        target = runner.merge(self.dataset, self.camera, out=self.out, overwrite=self.overwrite, visibility=visibility)
         print(f"{target}: merged shards into {types.points_key(self.camera)}")
 
 

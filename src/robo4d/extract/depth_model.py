@@ -19,6 +19,7 @@ never lifted.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,22 @@ def check_model_dir(model_dir: Path | None) -> None:
         missing.append(" or ".join(WEIGHT_FILES))
     if missing:
         raise ExtractError(f"depth model directory {model_dir} lacks {', '.join(missing)}; {HOW_TO_GET_DEPTH}")
+
+
+def check_scale(config: DepthModelConfig, *, has_sensor_depth: bool) -> None:
+    """Fail before any decoding when a relative model will have no metric reference (no sensor depth to take the
+    median from and no --depth-median): read from the checkpoint's config.json, without loading the model."""
+    check_model_dir(config.model_dir)
+    path = Path(config.model_dir) / "config.json"
+    try:
+        kind = json.loads(path.read_text()).get("depth_estimation_type", "relative")
+    except (OSError, json.JSONDecodeError) as e:
+        raise ExtractError(f"{path}: not a readable JSON config ({e})") from e
+    if kind == "relative" and not has_sensor_depth and config.median_depth is None:
+        raise ExtractError(
+            f"{config.model_dir} is a relative-depth model and the dataset stores no depth: give the scene's median "
+            "depth in metres with --depth-median M (e.g. 0.6 for a table top seen from the head)"
+        )
 
 
 def _reference_median(sensor: np.ndarray | None, median_depth: float | None) -> float | None:

@@ -27,8 +27,10 @@ from robo4d import types
 from robo4d.extract.depth import DepthSource, SensorDepth
 from robo4d.extract.depth_model import DepthAnythingDepth, DepthModelConfig, check_model_dir
 from robo4d.extract.errors import ExtractError
+from robo4d.extract.learned import LearnedConfig, check_weights, weights_record
 from robo4d.extract.pipeline import EpisodeInput, LiftConfig, Tracks, extract_episode
-from robo4d.extract.trackers import LKConfig
+from robo4d.extract.trackers import LKConfig, PointTracker
+from robo4d.extract.visibility import VisibilityThresholds, check_visibility, count_visible, record_visibility
 
 EXTRACT_VERSION = 1  # bump when the same settings would produce different tracks
 EXTRACT_DIR = "extract"
@@ -41,15 +43,18 @@ _SHARD_RE = re.compile(r"shard-(\d+)-of-(\d+)")
 class ExtractSettings:
     """Everything that decides what the tracks are; two runs with equal settings make identical columns."""
 
-    tracker: Literal["lk"] = "lk"
+    tracker: Literal["lk", "learned"] = "lk"
     lk: LKConfig = field(default_factory=LKConfig)
+    learned: LearnedConfig = field(default_factory=LearnedConfig)
     lift: LiftConfig = field(default_factory=LiftConfig)
     depth: Literal["sensor", "model"] = "sensor"
     depth_model: DepthModelConfig = field(default_factory=DepthModelConfig)
 
     def __post_init__(self) -> None:
-        if self.tracker != "lk":
-            raise ValueError(f"unknown tracker {self.tracker!r}; known: lk")
+        if self.tracker not in ("lk", "learned"):
+            raise ValueError(f"unknown tracker {self.tracker!r}; known: lk, learned")
+        if self.tracker == "learned":
+            check_weights(self.learned.weights_dir)
         if self.depth not in ("sensor", "model"):
             raise ValueError(f"unknown depth source {self.depth!r}; known: sensor, model")
         if self.depth == "model":
@@ -58,6 +63,8 @@ class ExtractSettings:
     def record(self) -> dict[str, Any]:
         """JSON form stored in meta/robo4d.json and shard manifests."""
         out: dict[str, Any] = {"version": EXTRACT_VERSION, "tracker": self.tracker, "lk": asdict(self.lk)}
+        if self.tracker == "learned":
+            out["learned"] = weights_record(self.learned)
         out["lift"] = asdict(self.lift)
         out["depth"] = self.depth
         if self.depth == "model":
@@ -65,6 +72,9 @@ class ExtractSettings:
             model["model_dir"] = str(Path(model["model_dir"]).resolve())
             out["depth_model"] = model
         return out
+
+    def build_tracker(self) -> PointTracker:
+        return self.learned.build() if self.tracker == "learned" else self.lk.build()
 
     def build_depth(self) -> DepthSource:
         return DepthAnythingDepth(self.depth_model) if self.depth == "model" else SensorDepth()
@@ -135,7 +145,7 @@ def _init_worker(root: str, settings: ExtractSettings, camera: str, threads: int
     torch.set_num_threads(threads)
     _WORKER.update(
         dataset=Dataset(Path(root)), camera=camera, settings=settings,
-        tracker=settings.lk.build(), depth=settings.build_depth(),
+        tracker=settings.build_tracker(), depth=settings.build_depth(),
     )  # fmt: skip
 
 
@@ -237,14 +247,23 @@ def collect_shards(root: Path, camera: str, num_episodes: int) -> ShardSet:
     return ShardSet(settings=manifests[0]["settings"], files=files, folders=folders)
 
 
-def merge(root: Path, camera: str, *, out: Path | None = None, overwrite: bool = False) -> Path:
-    """Write the shards' tracks as dataset columns (in place, or into a new dataset at `out`)."""
+def merge(
+    root: Path,
+    camera: str,
+    *,
+    out: Path | None = None,
+    overwrite: bool = False,
+    visibility: VisibilityThresholds | None = None,
+) -> Path:
+    """Write the shards' tracks as dataset columns (in place, or into a new dataset at `out`); too few visible
+    point-frames warn or refuse first (extract.visibility; default thresholds when `visibility` is None)."""
     from robo4d.data.edit import add_features
     from robo4d.data.features import Feature
     from robo4d.data.reader import Dataset
 
     dataset = Dataset(root)
     shards = collect_shards(root, camera, dataset.num_episodes)
+    report = check_visibility(count_visible(shards.files), camera, visibility or VisibilityThresholds(), where=root)
     grid = shards.settings["lift"]["grid"]
     n = grid * grid
     features = {
@@ -260,9 +279,10 @@ def merge(root: Path, camera: str, *, out: Path | None = None, overwrite: bool =
         return {types.points_key(camera): points, types.points_visible_key(camera): visible}
 
     def finish(work: Path) -> None:
-        # The settings record lands with the columns, and the shards (hard-linked into the copy) leave with
-        # them: a kill at any point leaves either the old dataset with its shards or the merged one.
+        # The records land with the columns, and the shards (hard-linked into the copy) leave with them:
+        # a kill at any point leaves either the old dataset with its shards or the merged one.
         _record_settings(work, camera, shards.settings)
+        record_visibility(work, camera, report)
         _remove_shards(work, camera)
 
     target = Path(add_features(root, features, compute, out=out, overwrite=overwrite, finish=finish))

@@ -1,7 +1,8 @@
 """Robot-side client for `robo4d serve`: needs only numpy, msgpack and websockets (no torch).
 
     with PolicyClient("ws://127.0.0.1:8000") as policy:
-        print(policy.spec)                         # cameras, image size, state width the server expects
+        print(policy.spec.io)                      # types.PolicyIO: cameras, image size, state and action kinds
+        print(policy.spec.robot_cameras)           # the camera names to send (the server's camera map applied)
         chunk = policy.predict_action_chunk(obs)   # robo4d.types.Observation -> ActionChunk
         policy.reset()                             # new episode
 
@@ -79,7 +80,7 @@ class PolicyClient:
         return reply
 
     def predict_action_chunk(self, obs: Observation) -> ActionChunk:
-        reply = self.infer(proto.observation_to_frame(obs))
+        reply = self.infer(proto.observation_to_frame(obs, self.spec))
         self.last_server_timing = dict(reply.get(proto.SERVER_TIMING, {}))
         return proto.frame_to_chunk(reply)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -30,17 +30,9 @@ from websockets.frames import CloseCode
 
 from robo4d.serve import protocol as proto
 from robo4d.serve.msgpack_numpy import CodecError, packb, unpackb
-from robo4d.types import ActionChunk, Observation
+from robo4d.types import ChunkPolicy
 
 log = logging.getLogger(__name__)
-
-
-class ChunkPolicy(Protocol):
-    """The part of `methods.base.Policy` the server uses (kept structural so tests can serve fakes)."""
-
-    def predict_action_chunk(self, obs: Observation) -> ActionChunk: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +130,7 @@ class PolicyServer:
         infer_start = time.perf_counter()
         try:
             chunk = await loop.run_in_executor(self._executor, policy.predict_action_chunk, obs)
+            proto.check_reply(chunk, self._spec.io)
         except Exception as e:  # a policy bug must not take the server (or other clients) down
             log.exception("policy failed on a request")
             return {proto.ERROR: f"policy raised {type(e).__name__}: {e}"}

@@ -2,9 +2,12 @@
 
     <stage dir>/last                      text file: "checkpoints/step_000100" (relative), replaced atomically
     <stage dir>/checkpoints/step_000100/
-        model.safetensors                 trainable parameters + buffers (frozen pretrained encoders are
-                                          rebuilt by name from the policy config, never saved)
-        config.json                       format_version, method, policy config, stage config, step, datasets
+        model.safetensors                 every parameter and buffer, except the fully frozen submodules the
+                                          policy rebuilds from a named weight source (frozen_weight_sources)
+        config.json                       format_version, method, policy config (fitted to the data), stage
+                                          config, step, datasets, "io" (asdict of Policy.io(): what eval and
+                                          serve feed and expect), "camera_map" (dataset camera -> policy
+                                          camera, possibly {}), "frozen_sources" (module -> weight source)
         stats.json                        the training dataset's normalisation stats
         training_state.pt                 optimiser, scheduler, RNG states, step, data position (resume only)
     <run dir>/last                        text file: the most recently trained stage's directory name
@@ -50,24 +53,29 @@ def step_dir_name(step: int) -> str:
 # --- what is saved ------------------------------------------------------------------------------------------
 
 
-def _fully_frozen(module: nn.Module) -> bool:
-    params = list(module.parameters())
-    return bool(params) and not any(p.requires_grad for p in params)
+def frozen_sources(model: nn.Module) -> dict[str, str]:
+    """Submodule -> named weight source of the submodules a checkpoint leaves out. Each must exist and be
+    fully frozen: a module that trains, or that was never loaded from a source, has to be saved."""
+    sources = model.frozen_weight_sources() if isinstance(model, Policy) else {}
+    modules = dict(model.named_modules())
+    for name, source in sources.items():
+        module = modules.get(name) if name else None
+        if module is None:
+            raise ValueError(f"{type(model).__name__}.frozen_weight_sources names {name!r}, which is not a submodule")
+        if any(p.requires_grad for p in module.parameters()):
+            raise ValueError(
+                f"{type(model).__name__}.frozen_weight_sources names {name!r} ({source}), but it has trainable "
+                "parameters; only fully frozen modules may be rebuilt from a source instead of saved"
+            )
+    return dict(sources)
 
 
 def saved_names(model: nn.Module) -> set[str]:
-    """State-dict names a checkpoint holds: trainable parameters and buffers, minus everything inside a
-    submodule whose parameters are all frozen (a pretrained encoder: its buffers come with its weights)."""
-    frozen_prefixes = tuple(name + "." for name, m in model.named_modules() if name and _fully_frozen(m))
-    params = dict(model.named_parameters(remove_duplicate=False))
-    names = set()
-    for name in model.state_dict():
-        if name in params:
-            if params[name].requires_grad:
-                names.add(name)
-        elif not name.startswith(frozen_prefixes):
-            names.add(name)
-    return names
+    """State-dict names a checkpoint holds: every parameter and buffer except those inside a submodule rebuilt
+    from a recorded weight source (a pretrained encoder: its buffers come with its weights). A frozen module
+    without a source (e.g. a latent action model learned in an earlier stage) is saved like any other."""
+    prefixes = tuple(name + "." for name in frozen_sources(model))
+    return {name for name in model.state_dict() if not name.startswith(prefixes)}
 
 
 def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -205,11 +213,23 @@ def build_from_config(config: dict[str, Any], *, where: str) -> Policy:
     return entry.policy_cls(policy_config)
 
 
+def check_frozen_sources(policy: Policy, config: dict[str, Any], *, where: str) -> None:
+    """The rebuilt policy must load its left-out modules from the sources the checkpoint recorded."""
+    recorded = config.get("frozen_sources", {})
+    current = frozen_sources(policy)
+    if recorded != current:
+        raise CheckpointError(
+            f"{where}: frozen modules were saved as rebuilt from {recorded}, but this policy rebuilds {current}; "
+            "their weights are not in the checkpoint"
+        )
+
+
 def load_policy(path: str | Path) -> Policy:
     """Rebuild a trained policy from a checkpoint directory (or a stage/run directory via `last`), in eval mode."""
     ckpt = resolve_checkpoint(path)
     config = read_config(ckpt)
     policy = build_from_config(config, where=str(ckpt / CONFIG_FILE))
+    check_frozen_sources(policy, config, where=str(ckpt / CONFIG_FILE))
     policy.set_normalization(read_stats(ckpt))
     load_saved_state(policy, read_model(ckpt), source=str(ckpt / MODEL_FILE))
     return policy.eval()

@@ -2,6 +2,7 @@
 
     robo4d train --preset arm4r-tiny --stage stage1 --dataset D --out RUN [--steps N] [--batch-size B] [--resume]
     robo4d train --recipe arm4r-3stage --human D1 --robot D2 --out RUN
+    robo4d train --recipe scratch --robot LEROBOT_DATASET --camera-map image=front --out RUN
     torchrun --nproc_per_node 8 -m robo4d.cli train ... --parallel ddp
 
 Heavy imports (torch, the methods) happen in `run`, so `robo4d train --help` stays fast.
@@ -23,13 +24,16 @@ class TrainCommand:
     """Train a policy: one stage of a recipe (--stage) or every stage in order (completed ones are skipped)."""
 
     out: Path  # run directory: one sub-directory per stage, with checkpoints and metrics.jsonl
-    recipe: str = "arm4r-3stage"  # named recipe (robo4d.train.recipes): arm4r-3stage, scratch
-    preset: str = "arm4r-tiny"  # model preset the recipe's stages are built from
+    recipe: str = "arm4r-3stage"  # named recipe registered by a method (e.g. arm4r-3stage, scratch)
+    preset: str | None = None  # model preset of the recipe's method (default: the recipe's own default)
     stage: str | None = None  # train only this stage of the recipe (e.g. stage1); default: all stages
     dataset: tuple[str, ...] = ()  # with --stage: dataset root(s) for that stage (replace --human/--robot)
     human: tuple[str, ...] = ()  # human-video dataset root(s) for the recipe's human stages
     robot: tuple[str, ...] = ()  # robot-demo dataset root(s) for the recipe's robot stages
     tracks: str = "extracted"  # points stages read "extracted" (robo4d extract) or "ground-truth" tracks
+    # SRC=DST: read the datasets' camera SRC (video key observation.images.SRC) as the policy's camera DST,
+    # e.g. `--camera-map image=front` for a LeRobot dataset; repeat for several cameras or datasets.
+    camera_map: tuple[str, ...] = ()
     init_from: str | None = None  # with --stage: checkpoint (or stage/run dir) to start from, keeping the weight map
     steps: int | None = None  # override every selected stage's number of optimiser steps
     batch_size: int | None = None  # override the global batch size
@@ -62,13 +66,14 @@ class TrainCommand:
         from robo4d.train.recipes import RecipeInputs, pick_stage, recipe
 
         chosen = recipe(self.recipe)
+        camera_map = parse_camera_map(self.camera_map)
         if self.stage is None:
             if self.dataset or self.init_from:
                 raise ValueError("--dataset and --init-from apply to one stage: add --stage NAME")
-            stages = chosen.stages(
-                RecipeInputs(preset=self.preset, human=self.human, robot=self.robot, tracks=self.tracks),
-                name=self.recipe,
+            inputs = RecipeInputs(
+                preset=self.preset, human=self.human, robot=self.robot, tracks=self.tracks, camera_map=camera_map
             )
+            stages = chosen.stages(inputs, name=self.recipe)
         else:
             # Single stage: every role the user left empty is filled with --dataset, only to instantiate the
             # recipe; the chosen stage's data is then exactly --dataset (or its own role's roots).
@@ -76,9 +81,13 @@ class TrainCommand:
             if not fill:
                 raise ValueError(f"--stage {self.stage} needs --dataset (or --human/--robot)")
             inputs = RecipeInputs(
-                preset=self.preset, human=self.human or fill, robot=self.robot or fill, tracks=self.tracks
+                preset=self.preset,
+                human=self.human or fill,
+                robot=self.robot or fill,
+                tracks=self.tracks,
+                camera_map=camera_map,
             )
-            stage = pick_stage(chosen.build(inputs), self.stage, recipe_name=self.recipe)
+            stage = pick_stage(chosen.instantiate(inputs, name=self.recipe), self.stage, recipe_name=self.recipe)
             if self.dataset:
                 stage = replace(stage, datasets=self.dataset)
             if self.init_from is not None:
@@ -102,6 +111,21 @@ class TrainCommand:
         if self.lr is not None:
             changes["optim"] = replace(stage.optim, lr=self.lr)
         return replace(stage, **changes)
+
+
+def parse_camera_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    """("image=front", ...) -> {"image": "front"}; each dataset camera is mapped once."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep or not src or not dst or "=" in dst:
+            raise ValueError(
+                f"--camera-map {pair!r}: expected SRC=DST (dataset camera = policy camera), e.g. image=front"
+            )
+        if src in mapping:
+            raise ValueError(f"--camera-map maps dataset camera {src!r} twice ({mapping[src]!r} and {dst!r})")
+        mapping[src] = dst
+    return mapping
 
 
 COMMAND = TrainCommand

@@ -39,6 +39,9 @@ class StageConfig:
     keep_last: int = 2  # checkpoints kept per stage (older ones are deleted)
     num_workers: int = 2  # DataLoader worker processes per rank
     seed: int = 0  # model init, episode split, shuffling and RNG streams all derive from it
+    # Dataset camera -> policy camera (`--camera-map SRC=DST`): per-camera features of every dataset are read
+    # under the policy's names; one map serves several datasets whose camera names differ.
+    camera_map: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"StageConfig {self.name!r}"
@@ -57,3 +60,6 @@ class StageConfig:
             raise ValueError(f"{where}: num_workers must be >= 0, got {self.num_workers}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"{where}: val_fraction must be in [0, 1), got {self.val_fraction}")
+        for src, dst in self.camera_map.items():
+            if not (_NAME.match(src) and _NAME.match(dst)):
+                raise ValueError(f"{where}: camera_map {src!r}={dst!r}: expected plain camera names")

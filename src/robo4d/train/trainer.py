@@ -9,6 +9,7 @@ validating and checkpointing on rank 0. Precision (bf16 autocast on CUDA, fp32 o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import time
@@ -28,6 +29,7 @@ from robo4d.train.checkpoint import (
     LAST_FILE,
     MODEL_FILE,
     CheckpointError,
+    frozen_sources,
     load_policy,
     load_saved_state,
     read_config,
@@ -255,6 +257,9 @@ def run_stage(
         "init_from": saved["init_from"],  # the source checkpoint this stage's weights started from
         "parallel": parallel,
         "world_size": info.world_size,
+        "io": dataclasses.asdict(policy.io()),  # what eval and serve feed the policy and get back
+        "camera_map": dict(stage.camera_map),  # dataset camera -> policy camera
+        "frozen_sources": frozen_sources(policy),  # left-out modules and the weights they are rebuilt from
     }
 
     def save(step: int) -> Path:

@@ -1,0 +1,160 @@
+"""The learned point tracker: network shapes, windowing, visibility, a tiny overfit, strict weight loading."""
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from extract_fixtures import translating_clip
+
+from robo4d.extract.errors import ExtractError
+from robo4d.extract.learned import (
+    CARD_FILE,
+    WEIGHTS_DIR,
+    WEIGHTS_FILE,
+    LearnedConfig,
+    LearnedTracker,
+    load_tracker_weights,
+    read_card,
+    save_tracker_weights,
+    window_starts,
+)
+from robo4d.extract.learned_model import LearnedTrackerConfig, TrackerNet, tracking_loss
+from robo4d.extract.queries import grid_queries
+
+TINY = LearnedTrackerConfig(
+    feature_dim=24, levels=2, radius=2, hidden=16, heads=2, blocks=1, virtual=4, iters=2, window=4, overlap=2,
+    short_side=32,
+)  # fmt: skip
+
+
+def _net(config: LearnedTrackerConfig = TINY) -> TrackerNet:
+    torch.manual_seed(0)
+    return TrackerNet(config).eval()
+
+
+def test_network_shapes():
+    net = _net()
+    b, s, n = 2, TINY.window, 5
+    frames = torch.randint(0, 255, (b, s, 32, 32, 3), dtype=torch.uint8)
+    queries = torch.rand(b, n, 2) * 32
+    init = queries[:, None].repeat(1, s, 1, 1)
+    anchored = torch.zeros(b, s, dtype=torch.bool)
+    anchored[:, 0] = True
+    steps, logits = net(frames, frames[:, 0], queries, init, anchored)
+    assert len(steps) == TINY.iters and all(uv.shape == (b, s, n, 2) for uv in steps)
+    assert logits.shape == (b, s, n) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("t_len", [2, 3, 4, 5, 9, 12, 31])
+def test_windows_cover_every_frame_and_overlap(t_len):
+    starts = window_starts(t_len, 4, 2)
+    assert starts[0] == 0 and min(starts[-1] + 4, t_len) == t_len
+    for a, b in zip(starts, starts[1:], strict=False):
+        assert b > a and a + 4 - b >= 2  # each window re-uses at least `overlap` settled frames
+
+
+def test_short_clip_is_one_window_of_the_network():
+    net = _net()
+    tracker = LearnedTracker(net)
+    frames = torch.from_numpy(translating_clip(3, 32, (1.0, 0.5)))
+    queries = torch.from_numpy(grid_queries(32, 32, 3))
+    uv, logits = tracker.track_resized(frames, queries)
+    with torch.no_grad():
+        anchored = torch.tensor([[True, False, False]])
+        steps, direct = net(frames[None], frames[:1], queries[None], queries[None, None].repeat(1, 3, 1, 1), anchored)
+    assert torch.allclose(uv[1:], steps[-1][0, 1:], atol=1e-5)
+    assert torch.allclose(logits[1:], direct[0, 1:], atol=1e-5)
+    assert torch.equal(uv[0], queries)  # the query frame is the query
+
+
+def test_long_clip_windows_continue_from_settled_estimates():
+    tracker = LearnedTracker(_net())
+    frames = translating_clip(11, 32, (0.5, 0.0))
+    uv, visible = tracker.track(frames, grid_queries(32, 32, 3))
+    assert uv.shape == (11, 9, 2) and uv.dtype == np.float32 and np.isfinite(uv).all()
+    assert visible.shape == (11, 9) and visible.dtype == bool
+
+
+def test_visibility_follows_the_threshold_and_the_image_border():
+    net = _net()
+    frames = translating_clip(6, 32, (0.5, 0.0))
+    queries = np.concatenate([grid_queries(32, 32, 2), [[40.0, 10.0]]]).astype(np.float32)  # last: outside
+    _, logits = LearnedTracker(net).track_resized(torch.from_numpy(frames), torch.from_numpy(queries))
+    for threshold in (0.01, 0.5, 0.99):
+        uv, visible = LearnedTracker(net, visibility_threshold=threshold).track(frames, queries)
+        inside = (uv[..., 0] >= 0) & (uv[..., 0] <= 32) & (uv[..., 1] >= 0) & (uv[..., 1] <= 32)
+        expected = (torch.sigmoid(logits).numpy() > threshold) & inside
+        assert np.array_equal(visible[1:], expected[1:])
+        assert visible[0, :4].all() and not visible[0, 4]
+    with pytest.raises(ValueError, match="visibility_threshold"):
+        LearnedConfig(visibility_threshold=1.0)
+
+
+def test_loss_falls_when_overfitting_one_clip():
+    from robo4d.recipes.tracker import (
+        ANCHORED,
+        FRAMES,
+        INIT,
+        QUERIES,
+        QUERY_FRAME,
+        TARGET,
+        VALID,
+        VISIBLE,
+        TrackerTrainConfig,
+        make_window,
+    )  # fmt: skip
+
+    frames = translating_clip(6, 32, (1.5, -1.0))
+    t_len = len(frames)
+    uv = grid_queries(32, 32, 4)[None] + np.arange(t_len)[:, None, None] * np.float32([1.5, -1.0])
+    visible = np.ones((t_len, 16), bool)
+    config = TrackerTrainConfig(net=TINY, points=16, first_window_prob=1.0)
+    rng = np.random.RandomState(0)
+    batch = {k: v[None] for k, v in make_window(frames, uv.astype(np.float32), visible, config, 4, rng).items()}
+    torch.manual_seed(0)
+    net = TrackerNet(TINY)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    losses = []
+    for _ in range(40):
+        steps, logits = net(batch[FRAMES], batch[QUERY_FRAME], batch[QUERIES], batch[INIT], batch[ANCHORED])
+        loss, metrics = tracking_loss(steps, logits, batch[TARGET], batch[VISIBLE], batch[VALID])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert set(metrics) == {"epe_px", "within_1px", "vis_acc"}
+
+
+def test_weights_round_trip_with_strict_keys(tmp_path):
+    net = _net()
+    save_tracker_weights(net, tmp_path, training={"note": "test"})
+    loaded = load_tracker_weights(tmp_path)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    assert read_card(tmp_path)["training"] == {"note": "test"}
+
+    state = safetensors.torch.load_file(str(tmp_path / WEIGHTS_FILE))
+    safetensors.torch.save_file({**state, "extra.weight": torch.zeros(1)}, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(ExtractError, match="unexpected \\['extra.weight'\\]"):
+        load_tracker_weights(tmp_path)
+    state.pop("head.bias")
+    safetensors.torch.save_file(state, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(ExtractError, match="missing \\['head.bias'\\]"):
+        load_tracker_weights(tmp_path)
+    (tmp_path / WEIGHTS_FILE).unlink()
+    with pytest.raises(ExtractError, match="not found"):
+        load_tracker_weights(tmp_path)
+
+
+def test_shipped_weights_load_strictly_and_say_how_they_were_made():
+    net = load_tracker_weights(WEIGHTS_DIR)
+    assert (WEIGHTS_DIR / WEIGHTS_FILE).stat().st_size < 5 * 2**20  # small enough for the wheel
+    card = read_card(WEIGHTS_DIR)
+    assert card["config"] == {k: getattr(net.config, k) for k in card["config"]}
+    training = card["training"]
+    assert training["step"] > 0 and training["data"]["clip_seed_base"] > 0
+    assert (WEIGHTS_DIR / CARD_FILE).is_file()
+    tracker = LearnedConfig().build()
+    uv, visible = tracker.track(translating_clip(5, 32, (1.0, 0.0)), grid_queries(32, 32, 4))
+    assert uv.shape == (5, 16, 2) and visible.shape == (5, 16)
