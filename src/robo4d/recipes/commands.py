@@ -12,7 +12,7 @@ class DemoCommand:
     """Generate data, extract 3D tracks, pre-train (stages 1-2), fine-tune (stage 3) and a from-scratch
     baseline, evaluate both on held-out seeds and write outputs/demo/report.md. Re-runs skip done work."""
 
-    preset: str = "default"  # default (~30 min on 2 cores), full (a stronger experiment), tiny (a smoke run)
+    preset: str = "default"  # default (21.5 min on 2 cores, README), full (a stronger experiment), tiny (a smoke run)
     out: Path = Path("outputs/demo")  # everything goes here: data/, runs/, eval/, viz/, report.md
     workers: int = 2  # processes for generation, extraction and evaluation
 

@@ -53,15 +53,6 @@ def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str])
         raise MissingFeaturesError(f"{root}: dataset lacks feature(s) this stage needs:\n" + "\n".join(lines))
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Episode-level (train, val) split: windows of one episode never sit on both sides."""
-    order = np.random.default_rng(seed).permutation(num_episodes)
-    num_val = min(num_episodes - 1, round(val_fraction * num_episodes)) if val_fraction > 0 else 0
-    if val_fraction > 0 and num_val == 0 and num_episodes > 1:
-        num_val = 1  # a requested validation set is never silently empty while two episodes exist
-    return sorted(order[num_val:].tolist()), sorted(order[:num_val].tolist())
-
-
 def merge_stats(parts: list[tuple[dict[str, dict[str, np.ndarray]], int]]) -> dict[str, dict[str, np.ndarray]]:
     """Per-feature stats of several datasets as one, weighting by frame count: exact for mean, std, min, max
     and count; quantiles are count-weighted means (LeRobot's approximation). Features not shared by all
@@ -122,12 +113,14 @@ class StageData:
 def open_stage_data(
     roots: tuple[str, ...], policy: Policy, spec: DataSpec, *, val_fraction: float, seed: int, backend: DataBackend
 ) -> StageData:
+    from robo4d.data.windows import split_episodes  # the one episode split (windows of an episode stay together)
+
     trains, vals, stats, identities = [], [], [], []
     for i, root in enumerate(Path(r) for r in roots):
         dataset = backend.open_dataset(root)
         sources = policy.frame_sources(dataset)
         check_features(root, dataset, spec, set(sources))
-        train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
+        train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction=val_fraction, seed=seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = partial(
             backend.make_windows, dataset, keys=keys, seq_len=spec.seq_len, horizon=spec.horizon, frame_sources=sources

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from robo4d.methods.arm4r.policy import ARM4RPolicy
+from robo4d.nn.state_dict import load_strict
 
 RELEASE_ROT6D = "rows"  # the 6-D rotation layout of the release's control (fine-tuned) checkpoints
 RELEASE_PREFIXES = (
@@ -140,19 +141,10 @@ def load_release_checkpoint(policy: ARM4RPolicy, path: str | Path) -> None:
             f"ARM4RConfig.rot6d is {cfg.rot6d!r}; its rotations would be wrong. Use rot6d={RELEASE_ROT6D!r}"
         )
     mapped = map_release_names(read_release_state_dict(path), where=str(path))
-    own = policy.state_dict()
-    missing = sorted(set(own) - set(mapped))
-    unexpected = sorted(set(mapped) - set(own))
-    shapes = sorted(
-        f"{k}: file {tuple(v.shape)} vs policy {tuple(own[k].shape)}"
-        for k, v in mapped.items()
-        if k in own and v.shape != own[k].shape
-    )
-    problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
-    problems += [f"shape mismatch {shapes}"] * bool(shapes)
-    if problems:
+    try:
+        load_strict(policy, mapped, source=str(path))
+    except ValueError as e:
         raise ValueError(
-            f"{path}: does not fit this ARM4R config ({'; '.join(problems)}); the release's stage-1 file needs "
-            "preset('arm4r-base', stage=1), its fine-tuned files preset('arm4r-base', stage=3)"
-        )
-    policy.load_state_dict(mapped, strict=True)
+            f"{e}. The release's stage-1 file needs preset('arm4r-base', stage=1), its fine-tuned files "
+            "preset('arm4r-base', stage=3)"
+        ) from None
