@@ -67,6 +67,7 @@ CODEBASE_VERSION = "v3.0"
 
 DEPTH_SCALE_M = 0.001  # metres per stored depth unit (uint16 millimetres)
 STATE_DIM = 8  # xyz(3) + quaternion wxyz(4) + gripper(1)
+EEF_STATE_NAMES = ("x", "y", "z", "qw", "qx", "qy", "qz", "gripper")  # STATE's declared names in that layout
 METAWORLD_ACTION_DIM = 4  # Meta-World's command: dxyz(3) + gripper(1)
 
 # What a policy's action chunk rows mean (ActionChunk.kind, PolicyIO.action_kind).

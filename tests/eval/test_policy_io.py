@@ -140,3 +140,10 @@ def test_renamed_cameras_feed_the_policy_its_own_names() -> None:
     policy.reset()
     policy.predict_action_chunk(Observation(images={"front": 0, "wrist": 1}, state=np.zeros(8), task="t"))
     assert seen == ["reset", ["image", "wrist"]]
+
+
+def test_serve_checks_the_camera_map_before_loading_the_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = write_joint_checkpoint(tmp_path / "joint")
+    monkeypatch.setattr("robo4d.train.checkpoint.load_policy", lambda path: pytest.fail("policy was loaded"))
+    with pytest.raises(ValueError, match="--camera-map top=imgae: the policy has no camera 'imgae'"):
+        ServeCommand(checkpoint=ckpt, camera_map=("top=imgae",)).plan()

@@ -73,6 +73,7 @@ RELEASE = {"d": 384, "layers": 12, "c": 768, "e": 512, "latents": 9, "depth": 3,
 RELEASE |= {"patches": 196, "pix": 768}
 # A small config with the release's structure (2 cameras, video + actions), for file round trips in seconds.
 SMALL = {"dim": 32, "n_layers": 2, "n_heads": 2, "image_dim": 16, "resampler_depth": 1, "resampler_dim_head": 8}
+SMALL |= {"patch_size": 8}
 SMALL_LAYOUT = {"d": 32, "layers": 2, "c": 16, "e": 384, "latents": 9, "depth": 1, "inner": 16, "t": 10}
 SMALL_LAYOUT |= {"patches": 64, "pix": 192}
 

@@ -174,9 +174,11 @@ def test_label_refuses_a_non_lam_checkpoint(tmp_path: Path) -> None:
 def test_predictiveness_separates_informative_from_random_latents() -> None:
     rng = np.random.default_rng(0)
     actions = rng.normal(size=(600, 4))
-    informative = predictiveness(actions + 0.05 * rng.normal(size=actions.shape), actions, (1, 8, 64))
-    random = predictiveness(rng.normal(size=(600, 8)), actions, (1, 8, 64))
-    assert informative[1].mean() < 0.2 and informative[1].mean() < informative[8].mean() < informative[64].mean()
+    informative = predictiveness(actions + 0.05 * rng.normal(size=actions.shape), actions, (2, 8, 64))
+    random = predictiveness(rng.normal(size=(600, 8)), actions, (2, 8, 64))
+    assert informative[2].mean() < 0.2 and informative[2].mean() < informative[8].mean() < informative[64].mean()
+    with pytest.raises(ValueError, match="k >= 2"):
+        predictiveness(actions, actions, (1, 8))
     assert all(0.8 < random[k].mean() < 1.1 and informative[k].mean() < 0.7 * random[k].mean() for k in (8, 64))
     np.testing.assert_allclose(spanned_actions(np.arange(8.0).reshape(4, 2), 2), [[1, 2], [3, 4], [5, 6], [6, 7]])
 

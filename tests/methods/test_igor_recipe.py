@@ -63,10 +63,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, fake_text: None) -> TinyRun:
     return train_tiny_recipe(tmp_path_factory.mktemp("igor"), steps=30, episodes=4)
 
 
-def check_losses_fall(run: Path, drop: float) -> None:
+def check_losses_fall(run: Path, drop: float, world_drop: float) -> None:
+    """The last logged loss of each stage is below `drop` times its first. The rectified-flow loss has a high
+    floor (given x_n, the velocity x_1 - x_0 is still uncertain), so the world model gets its own bound."""
     for stage in ("lam", "foundation", "control", "world"):
         curve = [json.loads(line)["loss"] for line in (run / stage / "metrics.jsonl").read_text().splitlines()]
-        assert np.isfinite(curve).all() and curve[-1] < drop * curve[0], (stage, curve)
+        bound = world_drop if stage == "world" else drop
+        assert np.isfinite(curve).all() and curve[-1] < bound * curve[0], (stage, curve)
 
 
 def test_recipe_is_registered() -> None:
@@ -77,12 +80,12 @@ def test_recipe_is_registered() -> None:
 
 
 def test_tiny_recipe_losses_fall(tiny: TinyRun) -> None:
-    check_losses_fall(tiny.run, drop=0.95)
+    check_losses_fall(tiny.run, drop=0.95, world_drop=0.95)
 
 
 @pytest.mark.slow
 def test_longer_tiny_recipe(tmp_path: Path) -> None:
-    check_losses_fall(train_tiny_recipe(tmp_path, steps=300, episodes=8).run, drop=0.6)
+    check_losses_fall(train_tiny_recipe(tmp_path, steps=300, episodes=8).run, drop=0.6, world_drop=0.8)
 
 
 def test_checkpoints_carry_their_frozen_learned_modules(tiny: TinyRun) -> None:
@@ -101,9 +104,10 @@ def test_label_predictiveness_and_imagine_commands(tiny: TinyRun, tmp_path: Path
     cli.main(["label", "latent-actions", "--dataset", robot[0], "--checkpoint", str(run / "lam"), "--out", str(copy)])
     assert types.LATENT_ACTION_CODES in Dataset(copy).features and types.LATENT_ACTION not in Dataset(robot[0]).features
     capsys.readouterr()
-    cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "1", "4"])
+    cli.main(["label", "predictiveness", "--dataset", str(copy), "--k", "2", "4"])
     report = json.loads(capsys.readouterr().out)
-    assert set(report["k"]) == {"1", "4"} and len(report["k"]["1"]["per_dim"]) == types.METAWORLD_ACTION_DIM
+    assert set(report["k"]) == {"2", "4"} and len(report["k"]["2"]["per_dim"]) == types.METAWORLD_ACTION_DIM
+    assert 0 < report["k"]["4"]["shuffled_mean"] < 1.2
     out = tmp_path / "imagine" / "transfer"
     cli.main(["imagine", "--lam", str(run / "lam"), "--world", str(run / "world"), "--source", robot[0],
               "--target", tiny.human[0], "--out", str(out), "--steps", "3"])  # fmt: skip

@@ -43,7 +43,7 @@ def encoder():
 
 def test_tokens_match_the_encoder_within_float16_error(tmp_path: Path, encoder) -> None:
     source = SyntheticFrames([3, 5])
-    tokens = FeatureCache(tmp_path).image_tokens(source, "ego", encoder, batch_size=4, progress=False)
+    tokens = FeatureCache(tmp_path).features(source, "ego", encoder, batch_size=4, progress=False)
     assert isinstance(tokens, np.memmap) and not tokens.flags.writeable
     assert tokens.shape == (8, encoder.num_tokens, encoder.dim) == (8, 4, 1280) and tokens.dtype == np.float16
     exact = encoder.encode(torch.from_numpy(source.frames)).numpy()  # (8, 4, 1280) float32
@@ -57,9 +57,9 @@ def test_tokens_match_the_encoder_within_float16_error(tmp_path: Path, encoder) 
 def test_second_call_reads_the_cache_without_encoding(tmp_path: Path, encoder, monkeypatch) -> None:
     source = SyntheticFrames([4, 2])
     cache = FeatureCache(tmp_path)
-    first = np.array(cache.image_tokens(source, "ego", encoder, progress=False))
+    first = np.array(cache.features(source, "ego", encoder, progress=False))
     monkeypatch.setattr(encoder, "encode", lambda images: pytest.fail("re-encoded a cached frame"))
-    again = cache.image_tokens(source, "ego", encoder, progress=False)
+    again = cache.features(source, "ego", encoder, progress=False)
     np.testing.assert_array_equal(again, first)
     assert source.reads == 2  # one pass over the two episodes, at build time only
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
@@ -77,32 +77,32 @@ def test_key_follows_dataset_camera_and_encoder(tmp_path: Path, encoder) -> None
         cache.entry(source, "ego", other_size).directory,
     }
     assert len(entries) == 4
-    a = cache.image_tokens(source, "ego", encoder, progress=False)
-    b = cache.image_tokens(other_data, "ego", encoder, progress=False)
+    a = cache.features(source, "ego", encoder, progress=False)
+    b = cache.features(other_data, "ego", encoder, progress=False)
     assert not np.array_equal(a, b)
 
 
 def test_corrupt_entry_is_rebuilt_with_a_warning_or_refused(tmp_path: Path, encoder, caplog) -> None:
     cache = FeatureCache(tmp_path)
     source = SyntheticFrames([3])
-    good = np.array(cache.image_tokens(source, "ego", encoder, progress=False))
+    good = np.array(cache.features(source, "ego", encoder, progress=False))
     directory = cache.entry(source, "ego", encoder).directory
     np.save(directory / TOKENS_FILE, np.zeros((2, 4, 1280), np.float16))  # wrong shape
     with pytest.raises(FeatureCacheError, match=r"tokens.npy holds float16 \(2, 4, 1280\)"):
-        cache.image_tokens(source, "ego", encoder, progress=False, rebuild_invalid=False)
+        cache.features(source, "ego", encoder, progress=False, rebuild_invalid=False)
     with caplog.at_level(logging.WARNING):
-        rebuilt = cache.image_tokens(source, "ego", encoder, progress=False)
+        rebuilt = cache.features(source, "ego", encoder, progress=False)
     assert "rebuilding" in caplog.text
     np.testing.assert_array_equal(rebuilt, good)
 
     meta = json.loads((directory / META_FILE).read_text())
     (directory / META_FILE).write_text(json.dumps(meta | {"encoder": "something-else"}))
     with pytest.raises(FeatureCacheError, match="field 'encoder'"):
-        cache.image_tokens(source, "ego", encoder, progress=False, rebuild_invalid=False)
+        cache.features(source, "ego", encoder, progress=False, rebuild_invalid=False)
     (directory / TOKENS_FILE).write_bytes((directory / TOKENS_FILE).read_bytes()[:200])  # truncated
     (directory / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(FeatureCacheError, match="tokens.npy unreadable"):
-        cache.image_tokens(source, "ego", encoder, progress=False, rebuild_invalid=False)
+        cache.features(source, "ego", encoder, progress=False, rebuild_invalid=False)
 
 
 class BrokenFrames(SyntheticFrames):
@@ -122,7 +122,7 @@ class BrokenFrames(SyntheticFrames):
 )
 def test_incomplete_or_inconsistent_sources_fail_and_leave_nothing(tmp_path, encoder, indices, message) -> None:
     with pytest.raises(FeatureCacheError, match=message):
-        FeatureCache(tmp_path).image_tokens(BrokenFrames(indices), "ego", encoder, progress=False)
+        FeatureCache(tmp_path).features(BrokenFrames(indices), "ego", encoder, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -130,7 +130,7 @@ def test_lookup_pickles_as_a_path_and_returns_float32_rows(tmp_path: Path, encod
     source = SyntheticFrames([2, 3])
     cache = FeatureCache(tmp_path)
     lookup = cache.lookup(source, "ego", encoder, progress=False)
-    table = cache.image_tokens(source, "ego", encoder, progress=False)
+    table = cache.features(source, "ego", encoder, progress=False)
     rows = lookup(np.array([[4, 0], [1, 1]]))
     assert rows.shape == (2, 2, 4, 1280) and rows.dtype == np.float32
     np.testing.assert_array_equal(rows[0, 0], table[4].astype(np.float32))
@@ -157,8 +157,38 @@ def test_reads_a_lerobot_dataset_through_the_reader(tmp_path: Path, encoder) -> 
     for length in (45, 4):
         writer.add_episode({key: rng.integers(0, 256, (length, SIZE, SIZE, 3), dtype=np.uint8)}, task="wave")
     dataset = reader.Dataset(writer.finalize())
-    tokens = FeatureCache(tmp_path / "cache").image_tokens(dataset, "ego", encoder, progress=False)
+    tokens = FeatureCache(tmp_path / "cache").features(dataset, "ego", encoder, progress=False)
     assert tokens.shape == (49, 4, 1280)
     decoded = dataset.read_episode(1, [key])[key]  # frames as the reader decodes them (lossy video)
     exact = encoder.encode(torch.from_numpy(decoded)).numpy()
     np.testing.assert_allclose(tokens[45:].astype(np.float32), exact, atol=6 * 2.0**-11 + 1e-5, rtol=0)
+
+    # Read through a camera map (dataset camera "ego" as the policy's "front"), the same entry serves.
+    from robo4d.train.camera_map import CameraMappedDataset
+
+    view = CameraMappedDataset(dataset, {"ego": "front"}, root=dataset.root)
+    entries = sorted((tmp_path / "cache").iterdir())
+    again = FeatureCache(tmp_path / "cache").features(view, "front", encoder, progress=False)
+    assert sorted((tmp_path / "cache").iterdir()) == entries and np.array_equal(again, tokens)
+
+
+class MeanColour:
+    """A frozen encoder that is not an image-token encoder: (B, H, W, 3) -> (B, 3) mean colour per frame."""
+
+    name, feature_shape = "mean-colour-v1", (3,)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().mean(dim=(1, 2)) / 255.0
+
+
+def test_serves_any_frozen_encoder_keyed_by_its_name(tmp_path: Path, encoder) -> None:
+    source = SyntheticFrames([2, 3])
+    cache = FeatureCache(tmp_path)
+    colours = cache.features(source, "ego", MeanColour(), progress=False)
+    assert colours.shape == (5, 3)
+    np.testing.assert_allclose(colours, source.frames.mean(axis=(1, 2)) / 255.0, atol=2.0**-11)
+    lookup = cache.lookup(source, "ego", MeanColour(), progress=False)
+    assert lookup(np.array([[4, 0]])).shape == (1, 2, 3)
+    cache.features(source, "ego", encoder, progress=False)  # another encoder: its own entry beside
+    metas = [json.loads((p / META_FILE).read_text()) for p in tmp_path.iterdir()]
+    assert sorted(m["encoder"] for m in metas) == sorted([encoder.name, "mean-colour-v1"])

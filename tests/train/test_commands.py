@@ -29,17 +29,19 @@ from robo4d.train.trainer import run_stage
         (["--stage", "stage4", "--dataset", "D"], "unknown stage of recipe 'arm4r-3stage' 'stage4'; did you mean"),
         (["--human", "H"], "recipe 'arm4r-3stage' needs --robot"),
         (["--stage", "stage1"], "needs --dataset"),
-        (["--recipe", "scratch", "--stage", "control", "--dataset", "D", "--init-from", "x"], "from scratch"),
         (["--robot", "R", "--tracks", "gt"], "unknown tracks source 'gt'"),
+        (["--recipe", "scratch", "--stage", "control", "--dataset", "D", "--init-from", "x"], "from scratch"),
         (
             ["--robot", "R", "--preset", "toy-small"],
             "preset 'toy-small' belongs to method 'toy'; recipe",
         ),
         (["--recipe", "scratch", "--robot", "R", "--camera-map", "image"], "--camera-map 'image': expected SRC=DST"),
-        (["--recipe", "scratch", "--robot", "R", "--camera-map", "a=b", "a=c"], "maps dataset camera"),
+        (["--recipe", "scratch", "--robot", "R", "--camera-map", "a=b", "--camera-map", "a=c"], "maps dataset camera"),
     ],
 )
 def test_train_command_errors(args: list[str], match: str, tmp_path: Path) -> None:
+    if "--recipe" not in args:
+        args = ["--recipe", "arm4r-3stage", *args]
     with pytest.raises(SystemExit, match=match):
         cli.main(["train", "--out", str(tmp_path / "run"), *args])
 

@@ -66,8 +66,9 @@ def test_missing_features_name_the_producing_command(toy_root: Path, tmp_path: P
         run_stage(toy_stage(toy_root, policy=policy), tmp_path, backend=TOY_BACKEND, progress=False)
     msg = str(e.value)
     assert str(toy_root) in msg
-    assert "observation.points.ego: produced by `robo4d extract tracks`" in msg
-    assert "observation.depth.ego" in msg and "observation.state" not in msg
+    assert "lacks feature observation.points.ego (produced by `robo4d extract tracks`)" in msg
+    assert "lacks feature observation.depth.ego" in msg and "observation.state" not in msg
+    assert "\n" not in msg
 
 
 def test_stage_chain_with_weight_map(toy_root: Path, tmp_path: Path) -> None:

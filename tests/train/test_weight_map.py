@@ -68,3 +68,11 @@ def test_rule_validation() -> None:
         WeightRule(pattern="*", action="keep")
     with pytest.raises(ValueError, match="appear more than once"):
         WeightMap(rules=(WeightRule(pattern="*", action=LOAD), WeightRule(pattern="*", action=INIT)))
+
+
+def test_optional_init_rules_may_match_nothing() -> None:
+    wm = keep_except(("trunk",), ("decoder",), optional_init=("normalizer",))
+    assert resolve(wm, NAMES[:4]) == {n: (LOAD if n.startswith("trunk") else INIT) for n in NAMES[:4]}
+    assert resolve(wm, [*NAMES[:4], "normalizer.mean"])["normalizer.mean"] == INIT
+    with pytest.raises(ValueError, match="only 'init' rules may be optional"):
+        WeightRule(pattern="x.*", action=LOAD, optional=True)

@@ -75,6 +75,8 @@ class ToyPolicy(Policy):
             seq_len=self.config.seq_len,
             horizon=self.config.horizon,
             produced_by={STATE: "robo4d world robot", "observation.points.ego": "robo4d extract tracks"},
+            shapes={STATE: (TOY_STATE_DIM,), ACTION: (TOY_ACTION_DIM,)},
+            derived_from={"frozen.image_tokens.ego": STATE},  # what a test's patched frame source computes
         )
 
     def io(self) -> PolicyIO:

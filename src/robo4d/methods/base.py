@@ -86,6 +86,11 @@ class Policy(nn.Module, abc.ABC):
         method at all. Default: the config does not depend on the data."""
         return config
 
+    def check_init_from(self, source_config: dict[str, Any]) -> None:
+        """Raise ValueError, in one line, when a checkpoint's policy config (config.json "policy_config") cannot
+        seed this policy as fitted to the stage's data (e.g. tracks of another number of points). Default:
+        nothing; the stage's weight map still refuses any tensor of the wrong shape."""
+
     def frozen_weight_sources(self) -> dict[str, str]:
         """Fully frozen submodule name -> the named weight source it is rebuilt from at construction (e.g.
         "efficientnet-lite0-320 (packaged weights)"). Checkpoints leave exactly these submodules out and
@@ -99,7 +104,10 @@ class Policy(nn.Module, abc.ABC):
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """Extra per-frame arrays the windows need, looked up by global frame `index` (e.g. cached frozen
-        image tokens, so training never re-runs a frozen encoder). Default: none."""
+        image tokens, so training never re-runs a frozen encoder). Declare each key returned here in
+        `data_spec().derived_from`: the dataset key it needs is then checked before anything is encoded (an
+        undeclared one only once the sources are built).
+        Default: none."""
         return {}
 
 

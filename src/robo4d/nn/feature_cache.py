@@ -1,12 +1,16 @@
-"""Frozen-encoder image tokens computed once per frame of a dataset camera and kept on disk.
+"""Frozen-encoder features computed once per frame of a dataset camera and kept on disk.
 
-ARM4R's release re-ran its frozen ViT for every sample at every step; here the tokens of each frame are
-computed once and training reads rows of a memory map by the dataset's global frame `index`.
+ARM4R's release re-ran its frozen ViT for every sample at every step; here the features of each frame are
+computed once and training reads rows of a memory map by the dataset's global frame `index`. Any frozen
+per-frame encoder is served (`FrameEncoder`: image tokens, patch pixels, a frozen latent-action or
+depth encoder): entries are keyed by encoder name + camera + dataset identity.
 
 Layout (cache_dir defaults to $ROBO4D_CACHE_DIR, else ~/.cache/robo4d/features):
-`<cache_dir>/<camera>--<encoder name>--<key>/` holding `tokens.npy` ((num_frames, L, C) float16) and
-`meta.json` (what was encoded: dataset identity, camera, encoder name, shape, format version). The key
-hashes the same fields, so a changed dataset, encoder, weights or resolution gets a fresh entry. An entry is
+`<cache_dir>/<camera>--<encoder name>--<key>/` holding `tokens.npy` ((num_frames, *feature_shape) float16)
+and `meta.json` (what was encoded: dataset identity, camera, encoder name, shape, format version). The key
+hashes the same fields, so a changed dataset, encoder, weights or resolution gets a fresh entry. The camera
+is the dataset's own name: a dataset read through a `--camera-map` (train.camera_map) shares entries with
+the same dataset read without one. An entry is
 built in a temporary sibling directory and renamed into place only when complete, so a crash never leaves a
 half-written entry. An entry whose files disagree with its metadata is rebuilt (with a warning) or
 refused, never used.
@@ -32,7 +36,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robo4d.nn.encoders.base import ImageEncoder
 from robo4d.types import INDEX, INFO_JSON, ROBO4D_JSON, image_key
 
 FORMAT_VERSION = 1
@@ -53,6 +56,23 @@ def default_cache_dir() -> Path:
 
 class FeatureCacheError(RuntimeError):
     """A cache entry or its frame source is inconsistent; the message names the file and field."""
+
+
+class FrameEncoder(Protocol):
+    """A frozen per-frame encoder the cache can serve (no grad, deterministic). An `ImageEncoder` (`num_tokens`
+    L and `dim` C, feature shape (L, C)) is one; others declare `feature_shape` instead."""
+
+    name: str  # identifies architecture + weights + input resolution: part of the cache key
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, H, W, 3) uint8 -> (B, *feature_shape) float."""
+        ...
+
+
+def feature_shape(encoder: Any) -> tuple[int, ...]:
+    """Per-frame output shape of a frozen encoder: its `feature_shape`, else (num_tokens, dim)."""
+    shape = getattr(encoder, "feature_shape", None)
+    return tuple(int(n) for n in shape) if shape is not None else (int(encoder.num_tokens), int(encoder.dim))
 
 
 @runtime_checkable
@@ -87,12 +107,14 @@ def dataset_identity(root: str | Path, camera: str) -> str:
 
 class DatasetFrames:
     """`FrameSource` over a `robo4d.data.reader.Dataset` camera (`.root`, `.num_episodes`, `.num_frames`,
-    `.read_episode(ep, keys) -> {key: array}`)."""
+    `.read_episode(ep, keys) -> {key: array}`), or over a camera-mapped view of one (its `source_camera`
+    names the dataset's own camera, whose files the identity covers)."""
 
     def __init__(self, dataset: Any, camera: str) -> None:
         self.dataset = dataset
         self.key = image_key(camera)
-        self.identity = dataset_identity(dataset.root, camera)
+        self.camera = dataset.source_camera(camera) if hasattr(dataset, "source_camera") else camera
+        self.identity = dataset_identity(dataset.root, self.camera)
         self.num_frames = int(dataset.num_frames)
 
     def episodes(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -103,7 +125,7 @@ class DatasetFrames:
 
 @dataclass(frozen=True, kw_only=True)
 class CacheEntry:
-    """Where one (dataset camera, encoder) token table lives and what it must contain."""
+    """Where one (dataset camera, encoder) feature table lives and what it must contain."""
 
     directory: Path
     meta: dict[str, Any]  # the expected meta.json content
@@ -113,45 +135,45 @@ class CacheEntry:
         return self.directory / TOKENS_FILE
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.meta["shape"])  # (num_frames, L, C)
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["shape"])  # (num_frames, *feature_shape)
 
 
 class FeatureCache:
-    """Token tables of frozen image encoders under one directory (safe to share between runs)."""
+    """Feature tables of frozen per-frame encoders under one directory (safe to share between runs)."""
 
     def __init__(self, cache_dir: str | Path | None = None) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
-    def entry(self, source: FrameSource, camera: str, encoder: ImageEncoder) -> CacheEntry:
+    def entry(self, source: FrameSource, camera: str, encoder: FrameEncoder) -> CacheEntry:
         meta = {
             "format_version": FORMAT_VERSION,
             "dataset_identity": source.identity,
             "camera": camera,
             "encoder": encoder.name,
-            "shape": [source.num_frames, encoder.num_tokens, encoder.dim],
+            "shape": [source.num_frames, *feature_shape(encoder)],
             "dtype": np.dtype(DTYPE).name,
         }
         key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         readable = f"{camera}--{encoder.name}".replace("/", "_").replace(":", "_").replace("@", "_")
         return CacheEntry(directory=self.cache_dir / f"{readable}--{key}", meta=meta)
 
-    def image_tokens(
+    def features(
         self,
         dataset: Any,
         camera: str,
-        encoder: ImageEncoder,
+        encoder: FrameEncoder,
         *,
         batch_size: int = 64,
         progress: bool = True,
         rebuild_invalid: bool = True,
     ) -> np.ndarray:
-        """(num_frames, L, C) float16 read-only memory map of `encoder`'s tokens for every frame of `camera`,
-        row = global frame `index`. `dataset` is a `robo4d.data.reader.Dataset` or any `FrameSource`.
-        Computed on first use; an invalid entry is rebuilt with a warning (or raises if not
-        `rebuild_invalid`)."""
+        """(num_frames, *feature_shape) float16 read-only memory map of `encoder`'s output for every frame of
+        `camera`, row = global frame `index`. `dataset` is a `robo4d.data.reader.Dataset` (or a camera-mapped
+        view of one) or any `FrameSource`. Computed on first use; an invalid entry is rebuilt with a warning
+        (or raises if not `rebuild_invalid`)."""
         source = dataset if isinstance(dataset, FrameSource) else DatasetFrames(dataset, camera)
-        entry = self.entry(source, camera, encoder)
+        entry = self.entry(source, getattr(source, "camera", camera), encoder)
         if entry.directory.exists():
             problem = _validate(entry)
             if problem is None:
@@ -164,15 +186,15 @@ class FeatureCache:
         return np.load(entry.tokens_path, mmap_mode="r")
 
     def lookup(
-        self, dataset: Any, camera: str, encoder: ImageEncoder, *, batch_size: int = 64, progress: bool = True
+        self, dataset: Any, camera: str, encoder: FrameEncoder, *, batch_size: int = 64, progress: bool = True
     ) -> TokenLookup:
-        """A picklable `indices -> (..., L, C) float32` function over the token table (built if needed), the
-        shape `Policy.frame_sources` returns."""
-        table = self.image_tokens(dataset, camera, encoder, batch_size=batch_size, progress=progress)
+        """A picklable `indices -> (..., *feature_shape) float32` function over the table (built if needed),
+        the shape `Policy.frame_sources` returns."""
+        table = self.features(dataset, camera, encoder, batch_size=batch_size, progress=progress)
         return TokenLookup(Path(table.filename), table.shape)
 
     def _build(
-        self, entry: CacheEntry, source: FrameSource, encoder: ImageEncoder, *, batch_size: int, progress: bool
+        self, entry: CacheEntry, source: FrameSource, encoder: FrameEncoder, *, batch_size: int, progress: bool
     ) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{entry.directory.name}.tmp-"))
@@ -185,7 +207,7 @@ class FeatureCache:
                 _check_episode(indices, frames, written, where=entry.directory.name)
                 for start in range(0, len(indices), batch_size):
                     rows = indices[start : start + batch_size]
-                    tokens = encoder.encode(torch.from_numpy(frames[start : start + batch_size]))  # (b, L, C)
+                    tokens = encoder.encode(torch.from_numpy(frames[start : start + batch_size]))  # (b, *shape)
                     table[rows] = _to_float16(tokens.cpu().numpy(), encoder.name)
                 written[indices] = True
             if not written.all():
@@ -254,16 +276,16 @@ def _validate(entry: CacheEntry) -> str | None:
 
 
 class TokenLookup:
-    """Rows of a cached token table by global frame index. Pickles as its path (a numpy memmap would pickle
+    """Rows of a cached feature table by global frame index. Pickles as its path (a numpy memmap would pickle
     its whole content), so DataLoader workers each open the file once, lazily."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
         self.path = path
-        self.shape = shape  # (num_frames, L, C)
+        self.shape = shape  # (num_frames, *feature_shape)
         self._table: np.ndarray | None = None
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        """indices: (...) int global frame indices -> (..., L, C) float32."""
+        """indices: (...) int global frame indices -> (..., *feature_shape) float32."""
         if self._table is None:
             self._table = np.load(self.path, mmap_mode="r")
         return self._table[np.asarray(indices, dtype=np.int64)].astype(np.float32)

@@ -1,6 +1,6 @@
 """`robo4d train`: one stage of a recipe, or all of its stages in order.
 
-    robo4d train --preset arm4r-tiny --stage stage1 --dataset D --out RUN [--steps N] [--batch-size B] [--resume]
+    robo4d train --recipe arm4r-3stage --stage stage1 --dataset D --out RUN [--steps N] [--batch-size B] [--resume]
     robo4d train --recipe arm4r-3stage --human D1 --robot D2 --out RUN
     robo4d train --recipe scratch --robot LEROBOT_DATASET --camera-map image=front --out RUN
     torchrun --nproc_per_node 8 -m robo4d.cli train ... --parallel ddp
@@ -13,7 +13,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import tyro
 
 if TYPE_CHECKING:
     from robo4d.train.stage import StageConfig
@@ -24,7 +26,7 @@ class TrainCommand:
     """Train a policy: one stage of a recipe (--stage) or every stage in order (completed ones are skipped)."""
 
     out: Path  # run directory: one sub-directory per stage, with checkpoints and metrics.jsonl
-    recipe: str = "arm4r-3stage"  # named recipe registered by a method (e.g. arm4r-3stage, scratch)
+    recipe: str  # named recipe registered by a method (e.g. arm4r-3stage, scratch, gr1-2stage)
     preset: str | None = None  # model preset of the recipe's method (default: the recipe's own default)
     stage: str | None = None  # train only this stage of the recipe (e.g. stage1); default: all stages
     dataset: tuple[str, ...] = ()  # with --stage: dataset root(s) for that stage (replace --human/--robot)
@@ -33,7 +35,7 @@ class TrainCommand:
     tracks: str = "extracted"  # points stages read "extracted" (robo4d extract) or "ground-truth" tracks
     # SRC=DST: read the datasets' camera SRC (video key observation.images.SRC) as the policy's camera DST,
     # e.g. `--camera-map image=front` for a LeRobot dataset; repeat for several cameras or datasets.
-    camera_map: tuple[str, ...] = ()
+    camera_map: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     init_from: str | None = None  # with --stage: checkpoint (or stage/run dir) to start from, keeping the weight map
     steps: int | None = None  # override every selected stage's number of optimiser steps
     batch_size: int | None = None  # override the global batch size

@@ -20,7 +20,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from robo4d.methods.base import DataSpec, Policy
-from robo4d.types import INFO_JSON
+from robo4d.train.camera_map import dataset_cameras
+from robo4d.types import INFO_JSON, camera_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +44,39 @@ def lerobot_backend() -> DataBackend:
 
 
 class MissingFeaturesError(ValueError):
-    """A dataset lacks features the stage's policy reads; the message says which command produces them."""
+    """A dataset lacks features the stage's policy reads, or has them in another shape; one line naming the
+    dataset, the feature, its shape and what was expected (and which command produces a missing one)."""
 
 
-def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str]) -> None:
-    missing = [k for k in spec.keys if k not in dataset.features and k not in provided]
-    if missing:
-        lines = [f"  {k}: produced by `{spec.produced_by[k]}`" if k in spec.produced_by else f"  {k}" for k in missing]
-        raise MissingFeaturesError(f"{root}: dataset lacks feature(s) this stage needs:\n" + "\n".join(lines))
+def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str] | None = None) -> None:
+    """Every key the spec reads exists (frame-source keys: the dataset key they are computed from) with the
+    declared per-frame shape. Cheap: the trainer runs it before any frame source encodes anything
+    (`provided=None`), and again with the keys the built frame sources provide: a key missing from the dataset
+    that the policy did not declare in `derived_from` can only be judged then."""
+    features = dataset.features
+    problems, cameras = [], []
+    for key in spec.keys:
+        needed = spec.derived_from.get(key, key)  # a frame source's key: the dataset key it is computed from
+        undeclared = key not in spec.derived_from
+        if needed in features or (undeclared and (provided is None or key in provided)):
+            continue
+        hint = f" (produced by `{spec.produced_by[key]}`)" if key in spec.produced_by and needed == key else ""
+        problems.append(f"lacks feature {needed}{hint}")
+        try:
+            cameras.append(camera_of(needed))
+        except KeyError:
+            continue  # not a per-camera key
+    problems += [
+        f"feature {key} has shape {tuple(features[key].shape)}, expected {tuple(expected)}"
+        for key, expected in spec.shapes.items()
+        if key in features and tuple(features[key].shape) != tuple(expected)
+    ]
+    if cameras:
+        have = sorted(dataset_cameras(features))
+        example = f", e.g. --camera-map {have[0]}={cameras[0]}" if have else ""
+        problems.append(f"its cameras are {have}: map one to camera {cameras[0]!r} with --camera-map SRC=DST{example}")
+    if problems:
+        raise MissingFeaturesError(f"{root}: does not fit this stage's policy: " + "; ".join(problems))
 
 
 def merge_stats(parts: list[tuple[dict[str, dict[str, np.ndarray]], int]]) -> dict[str, dict[str, np.ndarray]]:
@@ -111,15 +137,24 @@ class StageData:
 
 
 def open_stage_data(
-    roots: tuple[str, ...], policy: Policy, spec: DataSpec, *, val_fraction: float, seed: int, backend: DataBackend
+    datasets: list[tuple[Path, Any]],
+    policy: Policy,
+    spec: DataSpec,
+    *,
+    val_fraction: float,
+    seed: int,
+    backend: DataBackend,
 ) -> StageData:
+    """Windows of already opened (and checked, see check_features) datasets; frame sources are built here."""
     from robo4d.data.windows import split_episodes  # the one episode split (windows of an episode stay together)
 
     trains, vals, stats, identities = [], [], [], []
-    for i, root in enumerate(Path(r) for r in roots):
-        dataset = backend.open_dataset(root)
+    for i, (root, dataset) in enumerate(datasets):
         sources = policy.frame_sources(dataset)
         check_features(root, dataset, spec, set(sources))
+        unprovided = sorted(set(spec.derived_from) & set(spec.keys) - set(sources))
+        if unprovided:
+            raise ValueError(f"{type(policy).__name__}.frame_sources does not provide {unprovided}")
         train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction=val_fraction, seed=seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = partial(

@@ -22,8 +22,9 @@ import torch
 from tqdm import tqdm
 
 from robo4d.config import config_to_dict
-from robo4d.methods.base import Policy, build_policy
+from robo4d.methods.base import Policy, build_policy, method_entry
 from robo4d.train import parallelize
+from robo4d.train.camera_map import open_mapped
 from robo4d.train.checkpoint import (
     CHECKPOINTS_DIR,
     LAST_FILE,
@@ -41,7 +42,15 @@ from robo4d.train.checkpoint import (
     step_dir_name,
     write_checkpoint,
 )
-from robo4d.train.loader import DataBackend, StageData, lerobot_backend, open_stage_data, train_loader, val_loader
+from robo4d.train.loader import (
+    DataBackend,
+    StageData,
+    check_features,
+    lerobot_backend,
+    open_stage_data,
+    train_loader,
+    val_loader,
+)
 from robo4d.train.metrics_log import MetricsLog
 from robo4d.train.optim import build_optimizer, build_scheduler
 from robo4d.train.parallelize import DistInfo
@@ -93,13 +102,36 @@ def _source_checkpoint(stage: StageConfig, run_dir: Path) -> Path:
     return resolve_checkpoint(path)
 
 
-def _init_from(policy: Policy, stage: StageConfig, run_dir: Path) -> Path:
+def _check_source(policy: Policy, stage: StageConfig, ckpt: Path) -> None:
+    """The init_from checkpoint must suit the policy fitted to this stage's data (one line if not)."""
+    config = read_config(ckpt)
+    if config["method"] != stage.method:
+        raise ValueError(
+            f"stage {stage.name!r}: init_from {ckpt} is a {config['method']!r} checkpoint, not {stage.method!r}"
+        )
+    try:
+        policy.check_init_from(config["policy_config"])
+    except ValueError as e:
+        raise ValueError(f"stage {stage.name!r} on {', '.join(stage.datasets)}: init_from {ckpt}: {e}") from None
+
+
+def _init_from(policy: Policy, stage: StageConfig, ckpt: Path) -> None:
     assert stage.weight_map is not None
-    ckpt = _source_checkpoint(stage, run_dir)
     source = str(ckpt / MODEL_FILE)
     state = apply_weight_map(saved_state(policy), read_model(ckpt), stage.weight_map, source_name=source)
     load_saved_state(policy, state, source=source)
-    return ckpt
+
+
+def fit_stage(stage: StageConfig, backend: DataBackend) -> tuple[list[tuple[Path, Any]], Any]:
+    """The stage's datasets opened (metadata only) under the policy's camera names, and its policy config
+    fitted to the first of them (number of points, state and action widths: Policy.fit_config)."""
+    datasets = open_mapped(stage.datasets, stage.camera_map, backend.open_dataset)
+    root, first = datasets[0]
+    try:
+        config = method_entry(stage.method).policy_cls.fit_config(stage.policy, first.features)
+    except ValueError as e:
+        raise ValueError(f"{root}: {e}") from None
+    return datasets, config
 
 
 # --- RNG state ----------------------------------------------------------------------------------------------
@@ -193,26 +225,30 @@ def run_stage(
         raise ValueError(
             f"stage {stage.name!r}: batch_size {stage.batch_size} is not divisible by {info.world_size} ranks"
         )
+    backend = backend or lerobot_backend()
+    datasets, policy_config = fit_stage(stage, backend)
     resume_from = _existing(stage_dir, resume)
     if resume_from is not None:
         saved = read_config(resume_from)
-        if _plain(saved["policy_config"]) != _plain(config_to_dict(stage.policy)) or saved["method"] != stage.method:
+        if _plain(saved["policy_config"]) != _plain(config_to_dict(policy_config)) or saved["method"] != stage.method:
             raise ValueError(f"{resume_from}: was trained with another method or policy config; cannot resume it")
         if saved["step"] >= stage.steps:
             return StageResult(resume_from, load_policy(resume_from))
     end = stage.steps if stop_at is None else min(stop_at, stage.steps)
 
     torch.manual_seed(stage.seed)  # identical initial weights on every rank and in every rerun
-    policy = build_policy(stage.method, stage.policy)
+    policy = build_policy(stage.method, policy_config)
     policy.to(info.device)  # first, so frozen encoders building feature caches run on the training device
     spec = policy.data_spec()
-    backend = backend or lerobot_backend()
+    for root, dataset in datasets:  # everything cheap is checked before a frame source encodes anything
+        check_features(root, dataset, spec)
+    source = _source_checkpoint(stage, run_dir) if stage.init_from is not None and resume_from is None else None
+    if source is not None:
+        _check_source(policy, stage, source)
     # Rank 0 opens the data first (building any feature cache once); the others wait, then find it built.
     if not info.is_main:
         parallelize.barrier(info)
-    data = open_stage_data(
-        stage.datasets, policy, spec, val_fraction=stage.val_fraction, seed=stage.seed, backend=backend
-    )
+    data = open_stage_data(datasets, policy, spec, val_fraction=stage.val_fraction, seed=stage.seed, backend=backend)
     if info.is_main:
         parallelize.barrier(info)
     if resume_from is not None:
@@ -222,7 +258,8 @@ def run_stage(
         start = int(state["step"])
     else:
         policy.set_normalization(data.stats)
-        source = _init_from(policy, stage, run_dir) if stage.init_from is not None else None
+        if source is not None:
+            _init_from(policy, stage, source)
         state, start, saved = None, 0, {"init_from": str(source) if source is not None else None}
     policy.to(info.device).train()
     model = parallelize.wrap(policy, parallel, info)
@@ -251,7 +288,7 @@ def run_stage(
     log = MetricsLog(stage_dir, stage.name, resume_step=start, enabled=info.is_main)
     meta = {
         "method": stage.method,
-        "policy_config": config_to_dict(stage.policy),
+        "policy_config": config_to_dict(policy_config),  # fitted to the data: what load_policy rebuilds
         "stage": config_to_dict(stage),
         "datasets": data.identities,
         "init_from": saved["init_from"],  # the source checkpoint this stage's weights started from
@@ -360,11 +397,13 @@ def run_stages(
 
 def stage_data_for(stage: StageConfig, backend: DataBackend | None = None) -> tuple[Policy, StageData]:
     """The freshly built policy and its opened data for a stage (benchmarks and inspection use this)."""
+    backend = backend or lerobot_backend()
+    datasets, policy_config = fit_stage(stage, backend)
     torch.manual_seed(stage.seed)
-    policy = build_policy(stage.method, stage.policy)
-    data = open_stage_data(
-        stage.datasets, policy, policy.data_spec(), val_fraction=stage.val_fraction, seed=stage.seed,
-        backend=backend or lerobot_backend(),
-    )  # fmt: skip
+    policy = build_policy(stage.method, policy_config)
+    spec = policy.data_spec()
+    for root, dataset in datasets:
+        check_features(root, dataset, spec)
+    data = open_stage_data(datasets, policy, spec, val_fraction=stage.val_fraction, seed=stage.seed, backend=backend)
     policy.set_normalization(data.stats)
     return policy, data

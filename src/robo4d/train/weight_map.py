@@ -3,7 +3,9 @@
 A map is a tuple of rules, each a glob pattern over state-dict names (`fnmatch`, e.g. "trunk.*") and an
 action: "load" copies the tensor from the source checkpoint, "init" keeps the freshly built value (random
 init, or normalisation stats just set from the new dataset). Every saved tensor of the new policy must match
-exactly one rule and every rule must match something, so a renamed module can never be silently skipped.
+exactly one rule and every rule must match something, so a renamed module can never be silently skipped;
+only an "init" rule marked `optional` may match nothing (a module that exists for some data only, e.g. a
+joint-space normaliser).
 Loading is strict: missing source tensors and shape mismatches are errors listing every offending name.
 """
 
@@ -25,12 +27,15 @@ class WeightRule:
 
     pattern: str  # fnmatch glob over state-dict names, e.g. "trunk.*" or "*" (everything)
     action: str  # "load" (copy from the source checkpoint) or "init" (keep the freshly built value)
+    optional: bool = False  # "init" only: the rule may match no tensor (a module some policies lack)
 
     def __post_init__(self) -> None:
         if not self.pattern:
             raise ValueError("WeightRule.pattern must not be empty")
         if self.action not in _ACTIONS:
             raise ValueError(f"WeightRule.action must be one of {_ACTIONS}, got {self.action!r} ({self.pattern!r})")
+        if self.optional and self.action != INIT:
+            raise ValueError(f"WeightRule {self.pattern!r}: only 'init' rules may be optional (a load must load)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,10 +58,12 @@ def load_all() -> WeightMap:
     return WeightMap(rules=(WeightRule(pattern="*", action=LOAD),))
 
 
-def keep_except(load: tuple[str, ...], init: tuple[str, ...]) -> WeightMap:
-    """A map from explicit module prefixes: `load` ones are copied, `init` ones re-initialised."""
+def keep_except(load: tuple[str, ...], init: tuple[str, ...], optional_init: tuple[str, ...] = ()) -> WeightMap:
+    """A map from explicit module prefixes: `load` ones are copied, `init` ones re-initialised, and
+    `optional_init` ones re-initialised where the policy has them."""
     rules = [WeightRule(pattern=f"{p}.*", action=LOAD) for p in load]
     rules += [WeightRule(pattern=f"{p}.*", action=INIT) for p in init]
+    rules += [WeightRule(pattern=f"{p}.*", action=INIT, optional=True) for p in optional_init]
     return WeightMap(rules=tuple(rules))
 
 
@@ -88,7 +95,7 @@ def resolve(weight_map: WeightMap, names: list[str]) -> dict[str, str]:
         problems.append(f"not covered by any rule: {_list(uncovered)}")
     if ambiguous:
         problems.append(f"covered by more than one rule: {_list(ambiguous)}")
-    unused = [r.pattern for r in weight_map.rules if r.pattern not in used]
+    unused = [r.pattern for r in weight_map.rules if r.pattern not in used and not r.optional]
     if unused:
         problems.append(f"rule(s) matching no tensor: {unused}")
     if problems:

@@ -6,6 +6,11 @@ Stage 1 (human video) and stage 2 (robot video) have a single camera (`ego` / `f
 with its own pool. Stage 3 feeds `front` to slot 0 and `wrist` to slot 1, so every pool keeps its trained
 weights across the stage change and the 2 -> 3 weight map is a plain "keep all but the proprio encoder,
 action encoder and action decoder" (the only modules whose shapes depend on the objective).
+
+Fitted to the data (`ARM4RPolicy.fit_config`, run by the trainer on the stage's first dataset): the number of
+points is the dataset's (the grid it was extracted with), not the preset's; a control stage reads the
+end-effector pose when the dataset's state is the embedded world's layout and the dataset's own joint space
+otherwise (robo4d's extension, see policy.py); a control dataset with one camera fills both slots with it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from robo4d.methods.base import unknown_name_message
 from robo4d.nn.transformer import TransformerConfig
 
 Objective = Literal["points", "control"]
+ControlSpace = Literal["auto", "eef_pose", "joint"]
+CONTROL_SPACES = ("auto", "eef_pose", "joint")
 Stage = Literal[1, 2, 3]
 POINTS_PREFIXES = (types.GT_POINTS_PREFIX, types.POINTS_PREFIX)
 
@@ -29,7 +36,13 @@ class ARM4RConfig:
     objective: Objective = "points"  # "points": next-step 3D point motion (stages 1-2); "control": eef poses (3)
     cameras: tuple[str, ...] = (types.CAM_EGO, types.CAM_EGO)  # source camera of each pool slot (repeats allowed)
     points_prefix: str = types.GT_POINTS_PREFIX  # points objective: ground-truth or extracted tracks' key prefix
-    num_points: int = 256  # N: tracked points per frame (points objective: P = A = 3N)
+    num_points: int = 256  # N: tracked points per frame (points objective: P = A = 3N); fitted from the dataset
+    # Control objective: "eef_pose" (SE(3) targets relative to the current pose, the release), "joint" (the
+    # dataset's absolute action vectors, normalised with its stats; robo4d's extension) or "auto" (fit_config
+    # picks from the dataset's state names; an unfitted "auto" builds as "eef_pose").
+    control_space: ControlSpace = "auto"
+    joint_state_dim: int = 0  # P of a joint-space control stage: the dataset's observation.state width
+    joint_action_dim: int = 0  # A of a joint-space control stage: the dataset's action width
     horizon: int = 1  # K: future steps predicted per step (points: 1, as the release; control: 16)
     seq_len: int = 8  # T: steps per training window and inference context (3 tokens per step)
     rot6d: Rot6D = "rows"  # 6-D rotation layout: "rows" is the release's (its control checkpoints need it)
@@ -63,6 +76,13 @@ class ARM4RConfig:
             raise ValueError(f"ARM4RConfig.points_prefix must be one of {POINTS_PREFIXES}, got {self.points_prefix!r}")
         if self.objective == "points" and self.horizon != 1:
             raise ValueError("ARM4RConfig.horizon must be 1 for the points objective (next-step motion)")
+        if self.control_space not in CONTROL_SPACES:
+            raise ValueError(f"ARM4RConfig.control_space must be one of {CONTROL_SPACES}, got {self.control_space!r}")
+        if self.joint and min(self.joint_state_dim, self.joint_action_dim) <= 0:
+            raise ValueError(
+                "ARM4RConfig: a joint-space control stage needs joint_state_dim and joint_action_dim > 0, got "
+                f"{self.joint_state_dim} and {self.joint_action_dim} (fit_config takes them from the dataset)"
+            )
         if self.rot6d not in ("columns", "rows"):
             raise ValueError(f"ARM4RConfig.rot6d must be 'columns' or 'rows', got {self.rot6d!r}")
         for name in ("num_points", "horizon", "seq_len", "image_tokens", "image_dim", "text_dim", "pool_dim"):
@@ -77,14 +97,23 @@ class ARM4RConfig:
         return TransformerConfig(dim=self.dim, n_layers=self.n_layers, n_heads=self.n_heads)
 
     @property
+    def joint(self) -> bool:
+        """A control stage in the dataset's joint space (robo4d's extension)."""
+        return self.objective == "control" and self.control_space == "joint"
+
+    @property
     def input_dim(self) -> int:
-        """P: width of the per-step proprio input (flattened points, or the 10-D pose)."""
-        return 3 * self.num_points if self.objective == "points" else POSE_DIM
+        """P: width of the per-step proprio input (flattened points, the 10-D pose, or the joint state)."""
+        if self.objective == "points":
+            return 3 * self.num_points
+        return self.joint_state_dim if self.joint else POSE_DIM
 
     @property
     def action_dim(self) -> int:
-        """A: width of one predicted step (point deltas, or the 10-D pose delta)."""
-        return self.input_dim
+        """A: width of one predicted step (point deltas, the 10-D pose delta, or a joint-space action)."""
+        if self.objective == "points":
+            return 3 * self.num_points
+        return self.joint_action_dim if self.joint else POSE_DIM
 
     @property
     def points_camera(self) -> str:

@@ -25,6 +25,8 @@ Where robo4d differs from the authors' code, and why:
 - The language MLP's hidden width is 512 whatever the text width E (the release used in_features = 512 with
   CLIP only); its output is D, not the image width (the same number in every released configuration).
 - The L1 loss is masked per predicted step past the episode end instead of training on repeated last frames.
+- A joint-space control stage (robo4d's extension, for robots whose data has no end-effector pose): proprio
+  and action widths are the dataset's, inputs and targets normalised with its stats (see policy.py).
 - No unused branches (LoRA, biases, GMM/diffusion heads, EOS prediction, a proprio decoder, camera and
   modality embeddings): the released configurations switch them all off.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from robo4d.methods.arm4r.config import ARM4RConfig, preset
-from robo4d.methods.arm4r.policy import OBJECTIVE_MODULES, SHARED_MODULES
+from robo4d.methods.arm4r.policy import DATA_MODULES, OBJECTIVE_MODULES, SHARED_MODULES
 from robo4d.train.optim import OptimConfig
 from robo4d.train.recipes import Recipe, RecipeInputs, register_recipe
 from robo4d.train.stage import StageConfig
@@ -22,11 +22,12 @@ DEFAULT_PRESET = "arm4r-tiny"
 
 
 def transfer_map(config: ARM4RConfig) -> WeightMap:
-    """Stage 2 -> 3 as the release: all but the objective-specific modules."""
+    """Stage 2 -> 3 as the release: all but the objective-specific modules (and a joint-space stage's data
+    normaliser, which only the control stage has)."""
     shared = SHARED_MODULES
     if config.image_dim != config.pool_dim:  # the projection exists only when widths differ
         shared = (*shared, "model.image_proj")
-    return keep_except(shared, OBJECTIVE_MODULES)
+    return keep_except(shared, OBJECTIVE_MODULES, optional_init=DATA_MODULES)
 
 
 def _preset(inputs: RecipeInputs, stage: int) -> ARM4RConfig:

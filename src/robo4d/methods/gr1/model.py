@@ -29,6 +29,22 @@ Where robo4d differs from the authors' code, and why:
 - The release's GPT-2 keeps a 1-token word embedding (`transformer.wte`, 384 values) that nothing reads; it
   is not built here (the import names it as ignored).
 - Loss masks: steps whose target frame or action lies past the episode end do not count.
+- The future frame is the one `offset` steps ahead (the paper); the released code targets the current frame.
+
+Choices the paper leaves open (robo4d's answer; the module that holds it):
+- Actions per step: K_a = `chunk`, default 1 as the release (one action per step, re-predicted every step);
+  the runtime accepts any K >= 1 and ensembles overlapping chunks. Relative pose targets composed onto the
+  observed pose into absolute `ACTION_EEF_POSE` rows, gripper as P(open) (actions.py).
+- State: xyz + rotation vector (the release: Euler angles) and a one-hot gripper at `gripper_threshold`.
+- Loss weights: video, arm and gripper all 1 (the training code is not public; config fields).
+- Target pixels: [0, 1] RGB resized to `frame_size`, per-patch normalised (MAE's norm_pix_loss; the release
+  normalises ImageNet-standardised pixels, which per-patch normalisation makes nearly the same).
+- Tiny preset: EfficientNet-Lite0's 4 x 4 feature map (320 channels at 128 px) stands in for the ViT's 196
+  patch tokens and its mean for the CLS token (`global_token="mean"`); MiniLM for CLIP text.
+- Pre-training trains camera slot 0 only (ego video); fine-tuning maps it to the static camera `front` and
+  initialises the wrist slot, as the release pre-trains its static-camera projections only (recipes.py).
+- Initialisation: GPT-2's (normal 0.02, residual projections scaled by 1/sqrt(2L)) everywhere except the
+  resampler, whose latents start standard-normal as Flamingo's.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class Predictiveness:
     """Normalised std of robot actions among the k nearest latent actions (< 1: latents predict actions); JSON."""
 
     dataset: tuple[Path, ...]  # labelled robot-demo dataset root(s)
-    k: tuple[int, ...] = (1, 4, 16, 64)  # neighbour counts (the paper plots log k)
+    k: tuple[int, ...] = (2, 4, 16, 64, 256)  # neighbour counts, >= 2 (the paper plots log k)
     gap: int = 3  # frame gap k the labels were made with (actions are averaged over it)
     samples: int = 2000  # query frames drawn
     seed: int = 0
@@ -75,8 +75,8 @@ class Predictiveness:
         prog = "robo4d label predictiveness"
         for root in self.dataset:
             _require(prog, root, "--dataset")
-        if not self.dataset or min(self.k, default=0) < 1 or self.gap < 1 or self.samples < 1:
-            _fail(prog, f"need --dataset, --k >= 1, --gap >= 1 and --samples >= 1; got {self.k}, {self.gap}, "
+        if not self.dataset or min(self.k, default=0) < 2 or self.gap < 1 or self.samples < 1:
+            _fail(prog, f"need --dataset, --k >= 2, --gap >= 1 and --samples >= 1; got {self.k}, {self.gap}, "
                         f"{self.samples}")  # fmt: skip
         report = _guarded(prog, lambda: dataset_predictiveness(self.dataset, tuple(sorted(set(self.k))), gap=self.gap,
                                                                samples=self.samples, seed=self.seed))  # fmt: skip

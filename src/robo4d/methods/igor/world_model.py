@@ -8,9 +8,14 @@ The velocity network is a small ViT: per patch, the noisy frame's channels are s
 frames' channels (3 (H + 1) channels per pixel) and embedded together; N latent-action tokens and one
 flow-time token join the patch tokens; bidirectional blocks; a linear head returns the velocity per patch.
 
+The flow generates the change o_{t+k} - o_t (added to the newest history frame), not the frame itself: the
+change is near zero almost everywhere, so the velocity is mostly "remove the noise", a function a small
+network learns in a few hundred steps, while generating whole frames from noise needs far longer training.
+
 Where robo4d differs from the paper, and why: the paper starts from Open-Sora and diffuses in a video VAE's
-latent space; here the flow runs directly on 64 px pixels (no pretrained VAE to ship, CPU-trainable) and
-generates one frame per latent action, so longer videos are rolled out frame by frame.
+latent space; here the flow runs directly on 64 px pixels (no pretrained VAE to ship, CPU-trainable), on
+frame changes (above), and generates one frame per latent action, so longer videos are rolled out frame by
+frame.
 """
 
 from __future__ import annotations
@@ -71,20 +76,22 @@ class WorldModel(nn.Module):
 
     def loss(self, target: torch.Tensor, history: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """Rectified-flow loss for generating `target` (B, 3, S, S) at uniformly drawn flow times."""
-        x0 = torch.randn_like(target)
-        n = torch.rand(target.shape[0], device=target.device)
-        xn, _ = flow_pair(target, x0, n)
-        return flow_loss(self.velocity(xn, n, history, latent), target, x0)
+        x1 = target - history[:, -1]  # (B, 3, S, S) the change to generate
+        x0 = torch.randn_like(x1)
+        n = torch.rand(x1.shape[0], device=x1.device)
+        xn, _ = flow_pair(x1, x0, n)
+        return flow_loss(self.velocity(xn, n, history, latent), x1, x0)
 
     @torch.no_grad()
     def sample(
         self, history: torch.Tensor, latent: torch.Tensor, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Euler-integrate noise -> frame: (B, H, 3, S, S), (B, N, D) -> (B, 3, S, S) clamped to [-1, 1]."""
+        """Euler-integrate noise -> change, added to the newest frame: (B, H, 3, S, S), (B, N, D) -> (B, 3, S, S)
+        clamped to [-1, 1]."""
         steps = self.cfg.sample_steps
         b, s = history.shape[0], self.cfg.image_size
         x = torch.randn(b, 3, s, s, generator=generator, device=history.device)
         for i in range(steps):
             n = torch.full((b,), i / steps, device=history.device)
             x = x + self.velocity(x, n, history, latent) / steps
-        return x.clamp(-1, 1)
+        return (history[:, -1] + x).clamp(-1, 1)
