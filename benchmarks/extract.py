@@ -5,8 +5,9 @@
     python benchmarks/extract.py --dataset D --real ../shared/data/real/apple.mp4   # + a real clip (no truth)
 
 Trackers: LK with its forward-backward check on ("fb_on") and off ("fb_off"), and the learned tracker with
-its shipped weights ("learned"). Per dataset and tracker: TAP-Vid 2D metrics (pixel thresholds defined at 256x256;
-positions are rescaled to 256x256 before thresholding, see extract/metrics.py), 3D end-point error in metres
+its shipped weights ("learned"; "learned_3iters" with one refinement iteration fewer). Per dataset and
+tracker: TAP-Vid 2D metrics (pixel thresholds defined at 256x256; positions are rescaled to 256x256 before
+thresholding, see extract/metrics.py), 3D end-point error in metres
 over point-frames visible in ground truth AND predicted visible (an invisible prediction makes no 3D claim;
 `coverage` says how many ground-truth-visible point-frames were claimed), for all points and for points on
 moving bodies (world-frame motion > 1 cm while visible), and speed on one core (OpenCV and torch limited to
@@ -40,7 +41,12 @@ from robo4d.extract.queries import grid_queries
 from robo4d.extract.trackers import LKConfig, PointTracker
 
 CAMERA = types.CAM_EGO
-SETTINGS = {"fb_on": LKConfig(), "fb_off": LKConfig(fb_threshold=None), "learned": LearnedConfig()}
+SETTINGS = {
+    "fb_on": LKConfig(),
+    "fb_off": LKConfig(fb_threshold=None),
+    "learned": LearnedConfig(),
+    "learned_3iters": LearnedConfig(iters=3),  # fewer refinement iterations: faster, a little less exact
+}
 REAL_FRAMES = (1, 10, 21)  # plus the clip's last frame
 PATCH = 9  # side of the similarity patch, pixels at a 128-pixel short side
 

@@ -66,6 +66,9 @@ GROUPS: dict[str, _Group] = {
     "tracker": _Group("robo4d.recipes.tracker_commands", "train and evaluate the learned point tracker"),
     "label": _Group("robo4d.methods.igor.commands", "label datasets with IGOR latent actions; their predictiveness"),
     "imagine": _Group("robo4d.methods.igor.imagine_cli", "IGOR latent-action transfer: one video's motion on another"),
+    "bench": _Group(
+        "robo4d.recipes.bench_commands", "the pre-training experiment grid: resumable, sharded, with intervals"
+    ),
 }
 
 

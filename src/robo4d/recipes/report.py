@@ -1,4 +1,5 @@
-"""`report.md` of the demo: results table, loss curves, success chart, track visualisation, rollout videos."""
+"""`report.md` of the demo: results table, intervals and paired differences, loss curves, success chart, track
+visualisation, rollout videos."""
 
 from __future__ import annotations
 
@@ -54,33 +55,55 @@ def _comparison_plot(results: dict[str, dict[str, Any]], out: Path) -> Path:
     return out
 
 
-def _finding(results: dict[str, dict[str, Any]]) -> str:
-    """One sentence: what pre-training changed overall, against the spread over evaluation seeds."""
-    arm4r, scratch = results["arm4r"]["aggregated"], results["scratch"]["aggregated"]
-    diff = arm4r["pc_success_mean"] - scratch["pc_success_mean"]
-    spread = max(arm4r["pc_success_std"], scratch["pc_success_std"])
-    if abs(diff) <= spread:
-        verdict = "within the spread over evaluation seeds: at this scale pre-training made no measurable difference"
-    else:
-        verdict = "more than the spread over evaluation seeds: pre-training " + ("helped" if diff > 0 else "hurt")
-    return f"**Finding:** pre-training changed overall success by {diff:+.1f} points ({verdict})."
+def _intervals(results: dict[str, dict[str, Any]], baseline: str, demos: int) -> list[str]:
+    """Each policy as a bench cell (one training seed, the held-out episodes as samples): its 95% bootstrap
+    interval, the paired difference to the baseline, and the best-resolved difference as the headline."""
+    from robo4d.recipes.bench_report import most_informative, summarise
 
-
-def write_report(paths: DemoPaths, preset: DemoPreset, times: dict[str, float]) -> Path:
-    from robo4d.data.reader import Dataset
-    from robo4d.recipes.demo import POLICIES
-    from robo4d.train.plot_commands import plot_run
-
-    results = {name: _load_eval(paths.eval(name)) for name in POLICIES}
-    comparison = _comparison_plot(results, paths.out / COMPARISON_PNG)
-    curves = {name: plot_run(paths.run(name), paths.run(name) / "loss.png") for name in POLICIES}
-
-    tasks = list(_per_task(results["arm4r"]))
+    cells = [
+        {"key": name, "cell": {"method": name, "human": "none", "tracks": "any", "setting": "default",
+                               "demos": demos, "seed": 0},
+         "episodes": [{"task": e["task"], "seed": e["seed"], "success": e["success"]} for e in info["per_episode"]]}
+        for name, info in results.items()
+    ]  # fmt: skip
+    rows = summarise(cells, baseline)
     lines = [
-        "# robo4d demo: ARM4R on the embedded Meta-World world",
+        "| policy | success % [95% interval] | Δ " + baseline + " [95%, paired by initial state] |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        s, d = r["success"], r["vs_baseline"]
+        diff = f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]" if d else "–"
+        lines.append(f"| {r['method']} | {s['mean']:.1f} [{s['low']:.1f}, {s['high']:.1f}] | {diff} |")
+    best = most_informative(rows)
+    if best is None:
+        return [*lines, "", "**Most informative cell:** none (only the baseline was trained)."]
+    d = best["vs_baseline"]
+    verdict = "above zero" if d["low"] > 0 else "below zero" if d["high"] < 0 else "includes zero"
+    return [*lines, "", f"**Most informative cell:** `{best['method']}` at {demos} demos per task: "
+            f"{d['mean']:+.1f} points against `{baseline}`, 95% interval [{d['low']:+.1f}, {d['high']:+.1f}] "
+            f"({verdict}; one training seed, {d['episodes']} held-out initial states; `robo4d bench` adds "
+            "training seeds)."]  # fmt: skip
+
+
+def write_report(
+    paths: DemoPaths, preset: DemoPreset, times: dict[str, float], *, policies: tuple[str, ...], baseline: str
+) -> Path:
+    from robo4d.data.reader import Dataset
+    from robo4d.train.plot_commands import plot_run
+    from robo4d.train.recipes import recipe
+
+    results = {name: _load_eval(paths.eval(name)) for name in policies}
+    comparison = _comparison_plot(results, paths.out / COMPARISON_PNG)
+    curves = {name: plot_run(paths.run(name), paths.run(name) / "loss.png") for name in policies}
+
+    tasks = list(_per_task(results[baseline]))
+    lines = [
+        "# robo4d demo: pre-training on human video, on the embedded Meta-World world",
         "",
-        f"Preset: model `{preset.model}`, world `{preset.world}`, {preset.robot_episodes} demos per robot task; "
-        f"steps stage1/stage2/control = {preset.stage1_steps}/{preset.stage2_steps}/{preset.control_steps}, "
+        f"Preset: each recipe's default model, world `{preset.world}`, {preset.robot_episodes} demos per robot "
+        f"task; steps first pre-training stage/later ones/policy stage = {preset.stage1_steps}/"
+        f"{preset.stage2_steps}/{preset.control_steps}, "
         f"batch {preset.batch_size}; evaluation: {preset.eval_episodes} episodes per task for each of seeds "
         f"{list(preset.eval_seeds)}, on initial states never used for the training demos.",
         "",
@@ -93,11 +116,10 @@ def write_report(paths: DemoPaths, preset: DemoPreset, times: dict[str, float]) 
         lines.append(f"| {task} | " + " | ".join(_cell(_per_task(info)[task]) for info in results.values()) + " |")
     overall = (f"**{_cell(info['aggregated'])}**" for info in results.values())
     lines.append("| **overall** | " + " | ".join(overall) + " |")
-    lines += ["", _finding(results)]
+    lines += ["", "## Each policy against the baseline", "", *_intervals(results, baseline, preset.robot_episodes)]
+    lines += ["", "Recipes:"]
+    lines += [f"- `{name}`: {recipe(name).description}" for name in results]
     lines += [
-        "",
-        "`arm4r`: stage 1 (3D point motion on human video) -> stage 2 (points on robot video) -> stage 3 (control).",
-        "`scratch`: the same control stage, same data and steps, from random weights.",
         "",
         f"![success per task]({comparison.name})",
         "",

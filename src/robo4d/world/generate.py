@@ -3,10 +3,14 @@
 Episodes are made in worker processes (each builds its own env and renderer: neither survives a fork) and
 written by the main process in job order, so a seed gives byte-identical parquet files whatever the worker
 count. Each job's env seed follows `tasks.demo_seed`, which evaluation's seeds never meet.
+
+Ground-truth tracks: human videos carry them for the ego camera; robot demos, when a grid is given, for the
+front camera (the oracle against which extracted tracks are measured, e.g. in `robo4d bench`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ from tqdm import tqdm
 
 from robo4d import types
 from robo4d.world import tasks
+from robo4d.world.env import DEFAULT_OPTIONS, WorldOptions
 
 EXTRA_STEPS = 3  # steps recorded after the first success, so episodes show the task completed
 
@@ -30,7 +35,8 @@ class Job:
     seed: int  # env seed
     image_size: int
     max_steps: int
-    grid: int = 0  # human only: GxG ground-truth query grid
+    grid: int = 0  # GxG ground-truth query grid (0: no ground-truth tracks; robot demos only)
+    options: WorldOptions = DEFAULT_OPTIONS  # generalisation settings (e.g. wider initial-state ranges)
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ def run_episode(job: Job) -> Episode:
         max_steps=job.max_steps,
         human=human,
         ego=(lambda f: motion[0].at(f, tasks.FPS)) if human else None,
+        options=job.options,
     )
+    gt_cam = types.CAM_EGO if human else types.CAM_FRONT
     try:
         env.reset_state()
         if human:  # aim the head camera at the scene it is about to film
@@ -85,16 +93,16 @@ def run_episode(job: Job) -> Episode:
                 put(types.depth_key(cam), depth)
                 put(types.intrinsics_key(cam), obs.intrinsics[cam])
                 put(types.extrinsics_key(cam), obs.extrinsics[cam])
-            if human:
+            if job.grid:
                 pos, mat = env.body_poses()
-                k, e = obs.intrinsics[types.CAM_EGO], obs.extrinsics[types.CAM_EGO].astype(np.float64)
-                depth = rows[types.depth_key(types.CAM_EGO)][-1]
+                k, e = obs.intrinsics[gt_cam], obs.extrinsics[gt_cam].astype(np.float64)
+                depth = rows[types.depth_key(gt_cam)][-1]
                 if anchors is None:
-                    bodies = env.render(types.CAM_EGO, segmentation=True)["body"]
+                    bodies = env.render(gt_cam, segmentation=True)["body"]
                     anchors = anchor_queries(job.grid, depth, bodies, k, e, pos, mat)
                 points, visible = track_frame(anchors, pos, mat, e, k, depth)
-                put(types.gt_points_key(types.CAM_EGO), points)
-                put(types.gt_points_visible_key(types.CAM_EGO), visible)
+                put(types.gt_points_key(gt_cam), points)
+                put(types.gt_points_visible_key(gt_cam), visible)
             action = env.expert_action()
             if not human:
                 put(types.STATE, obs.state)
@@ -121,11 +129,11 @@ def features(kind: str, image_size: int, grid: int) -> dict[str, Any]:
         out[types.depth_key(cam)] = Feature(dtype="uint16", shape=hw, names=("height", "width"))
         out[types.intrinsics_key(cam)] = Feature(dtype="float32", shape=(3, 3))
         out[types.extrinsics_key(cam)] = Feature(dtype="float32", shape=(4, 4))
-    if kind == "human":
-        n = grid * grid
-        out[types.gt_points_key(types.CAM_EGO)] = Feature(dtype="float32", shape=(n, 3))
-        out[types.gt_points_visible_key(types.CAM_EGO)] = Feature(dtype="bool", shape=(n,))
-    else:
+    if grid:
+        gt_cam = types.CAM_EGO if kind == "human" else types.CAM_FRONT
+        out[types.gt_points_key(gt_cam)] = Feature(dtype="float32", shape=(grid * grid, 3))
+        out[types.gt_points_visible_key(gt_cam)] = Feature(dtype="bool", shape=(grid * grid,))
+    if kind != "human":
         state_names = ("x", "y", "z", "qw", "qx", "qy", "qz", "gripper")
         out[types.STATE] = Feature(dtype="float32", shape=(types.STATE_DIM,), names=state_names)
         out[types.ACTION] = Feature(
@@ -157,12 +165,21 @@ def generate(
     workers: int,
     keep_failures: bool,
     preset: str,
+    options: WorldOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """Write one dataset; returns the summary stored in meta/robo4d.json under "world"."""
     from robo4d.data.writer import DatasetWriter
 
     jobs = [
-        Job(kind=kind, task=t, seed=tasks.demo_seed(seed, e), image_size=image_size, max_steps=max_steps, grid=grid)
+        Job(
+            kind=kind,
+            task=t,
+            seed=tasks.demo_seed(seed, e),
+            image_size=image_size,
+            max_steps=max_steps,
+            grid=grid,
+            options=options,
+        )
         for t in task_names
         for e in range(episodes)
     ]
@@ -196,7 +213,8 @@ def generate(
             "fps": tasks.FPS,
             "action_repeat": tasks.ACTION_REPEAT,
             "max_steps": max_steps,
-            "grid": grid if kind == "human" else None,
+            "grid": grid or None,
+            "options": dataclasses.asdict(options),
             "tasks": {tasks.INSTRUCTIONS[t]: t for t in task_names},  # instruction -> Meta-World task
             "attempts": len(jobs),
             "kept": kept,

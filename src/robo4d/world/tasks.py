@@ -82,6 +82,56 @@ INSTRUCTIONS: dict[str, str] = {
     "window-close-v3": "slide the window closed",
 }
 ALL_TASKS: tuple[str, ...] = tuple(INSTRUCTIONS)
+
+# The Meta-World site at each task's success target (`_target_pos`), drawn as the goal marker (world.env).
+# Tasks not listed judge success by an object's own state (a button pressed, a dial turned) or a target
+# with no site (sweep: off the table edge), and their objects are visible geometry already.
+GOAL_SITES: dict[str, str] = {
+    **{
+        t: "goal"
+        for t in (
+            "basketball-v3",
+            "box-close-v3",
+            "dial-turn-v3",
+            "door-close-v3",
+            "door-open-v3",
+            "hand-insert-v3",
+            "drawer-close-v3",
+            "drawer-open-v3",
+            "hammer-v3",
+            "lever-pull-v3",
+            "pick-place-wall-v3",
+            "pick-out-of-hole-v3",
+            "pick-place-v3",
+            "plate-slide-v3",
+            "plate-slide-side-v3",
+            "plate-slide-back-v3",
+            "plate-slide-back-side-v3",
+            "peg-insert-side-v3",
+            "peg-unplug-side-v3",
+            "soccer-v3",
+            "stick-push-v3",
+            "stick-pull-v3",
+            "push-v3",
+            "push-wall-v3",
+            "push-back-v3",
+            "reach-v3",
+            "reach-wall-v3",
+            "shelf-place-v3",
+            "sweep-into-v3",
+            "window-open-v3",
+            "window-close-v3",
+        )
+    },  # fmt: skip
+    "coffee-pull-v3": "mug_goal",
+    "coffee-push-v3": "mug_goal",
+    "faucet-open-v3": "goal_open",
+    "faucet-close-v3": "goal_close",
+    "handle-press-side-v3": "goalPress",
+    "handle-press-v3": "goalPress",
+    "handle-pull-side-v3": "goalPull",
+    "handle-pull-v3": "goalPull",
+}
 HUMAN_TASKS: tuple[str, ...] = tuple(t for t in ALL_TASKS if t not in ROBOT_TASKS)
 
 FPS = 40  # recorded steps per second: Meta-World steps at 80 Hz and every recorded step repeats its action twice

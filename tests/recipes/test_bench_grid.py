@@ -1,0 +1,113 @@
+"""The bench grid: expansion, keys, shards, bad input; a tiny real grid for caching, resume and merge."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robo4d.recipes import bench
+from robo4d.recipes.bench_commands import BenchCommand
+
+
+def test_grid_collapses_axes_a_method_ignores() -> None:
+    preset = dataclasses.replace(bench.PRESETS["paper"], settings=("default",), demos=(2,))
+    cells = bench.expand(preset)
+    scratch = [c for c in cells if c.method == "scratch"]
+    arm4r = [c for c in cells if c.method == "arm4r-3stage"]
+    assert {(c.human, c.tracks) for c in scratch} == {(bench.NO_HUMAN, bench.ANY_TRACKS)}  # no human video read
+    assert len(scratch) == 3 and len(arm4r) == 3 * 4 * 2  # seeds; seeds x human data x track sources
+    assert cells[0].method == "scratch"  # the baseline of each demo count runs first
+
+
+def test_the_paper_grid_holds_every_registered_recipe() -> None:
+    from robo4d.train.recipes import all_recipes
+
+    methods = {c.method for c in bench.expand(bench.PRESETS["paper"])}
+    assert methods == {*all_recipes(), *bench.VARIANTS}  # GR-1 and IGOR come in through the registry
+    quick = bench.PRESETS["quick"]
+    assert {c.method for c in bench.expand(quick)} == set(quick.methods)
+
+
+def test_dropping_a_stage_rewires_the_next_one() -> None:
+    from robo4d.train.recipes import RecipeInputs
+
+    stages = bench._recipe_stages("arm4r-no-stage2", RecipeInputs(human=("h",), robot=("r",)))
+    assert [s.name for s in stages] == ["stage1", "stage3"] and stages[1].init_from == "stage1"
+
+
+def test_keys_change_with_any_part_of_the_configuration() -> None:
+    preset = bench.PRESETS["quick"]
+    cell = bench.expand(preset)[0]
+    key = bench.cell_key(preset, cell)
+    assert key == bench.cell_key(preset, dataclasses.replace(cell))
+    assert key != bench.cell_key(preset, dataclasses.replace(cell, seed=cell.seed + 1))
+    assert key != bench.cell_key(dataclasses.replace(preset, eval_episodes=11), cell)
+    assert key != bench.cell_key(dataclasses.replace(preset, max_steps=119), cell)  # the data it trains on
+
+
+def test_shards_partition_the_grid() -> None:
+    preset = bench.PRESETS["quick"]
+    cells = bench.expand(preset)
+    shards = [bench.shard_cells(preset, cells, (i, 3)) for i in range(3)]
+    assert sorted(map(str, sum(shards, []))) == sorted(map(str, cells))
+    assert all(shards)
+    for bad in ("3/3", "a/b", "1"):
+        with pytest.raises(ValueError, match="--shard"):
+            bench.parse_shard(bad)
+
+
+def test_bad_command_line_input_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="did you mean 'quick'"):
+        BenchCommand(preset="quik", out=tmp_path).run()
+    with pytest.raises(SystemExit, match="--shard"):
+        BenchCommand(preset="tiny", out=tmp_path, shard="2/2").run()
+    with pytest.raises(SystemExit, match="no cells/ directory"):
+        BenchCommand(preset="tiny", out=tmp_path / "m", merge=(tmp_path / "nothing",)).run()
+    with pytest.raises(ValueError, match="unknown method 'gr9'"):
+        bench.expand(dataclasses.replace(bench.PRESETS["tiny"], methods=("gr9",)))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny grid (2 cells) run as two shards into two directories."""
+    root = tmp_path_factory.mktemp("bench")
+    for i in range(2):
+        BenchCommand(preset="tiny", out=root / f"s{i}", shard=f"{i}/2", workers=1).run()
+    return root / "s0", root / "s1"
+
+
+def test_each_shard_runs_its_own_cells_and_reports(shards: tuple[Path, Path]) -> None:
+    keys = [{p.parent.name for p in s.glob("cells/*/result.json")} for s in shards]
+    assert len(keys[0]) == len(keys[1]) == 1 and not keys[0] & keys[1]
+    result = json.loads(next(shards[0].glob("cells/*/result.json")).read_text())
+    preset = bench.PRESETS["tiny"]
+    assert len(result["episodes"]) == preset.eval_episodes * len(preset.tasks) * len(preset.eval_seeds)
+    assert result["key"] == bench.cell_key(preset, bench.Cell(**result["cell"]))
+    assert (shards[0] / "report.md").is_file() and (shards[0] / "data_efficiency.png").is_file()
+
+
+def test_done_cells_are_skipped_and_a_lost_result_is_redone(shards: tuple[Path, Path], capsys) -> None:
+    out = shards[0]
+    (result,) = out.glob("cells/*/result.json")
+    before = result.read_text()
+    capsys.readouterr()
+    BenchCommand(preset="tiny", out=out, shard="0/2", workers=1).run()
+    assert "[bench] cell" not in capsys.readouterr().out  # nothing ran
+    result.unlink()  # as if the run died after training: the checkpoint is reused, evaluation reruns
+    BenchCommand(preset="tiny", out=out, shard="0/2", workers=1).run()
+    redone = json.loads(result.read_text())
+    assert redone["episodes"] == json.loads(before)["episodes"]  # same checkpoint, same held-out states
+
+
+def test_merge_gathers_every_shard(shards: tuple[Path, Path], tmp_path: Path) -> None:
+    BenchCommand(preset="tiny", out=tmp_path, merge=shards).run()
+    merged = json.loads((tmp_path / "bench.json").read_text())
+    assert len(merged["cells"]) == 2 and merged["groups"][0]["success"]["seeds"] == 2
+    assert "| scratch |" in (tmp_path / "report.md").read_text()
+    BenchCommand(preset="tiny", out=tmp_path, merge=shards).run()  # idempotent
+    assert len(list(tmp_path.glob("cells/*/result.json"))) == 2
+    shutil.rmtree(tmp_path / "cells")
