@@ -1,13 +1,23 @@
-"""Frozen dataclass configs <-> plain JSON dicts (for checkpoints), with clear errors on unknown fields."""
+"""Frozen dataclass configs <-> plain JSON dicts (for checkpoints), with clear errors on unknown fields; the
+"did you mean" message of every named lookup."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any, TypeVar
 
 C = TypeVar("C")
+
+
+def unknown_name_message(kind: str, name: str, known: Any) -> str:
+    """'unknown preset 'arm4r-tny'; did you mean 'arm4r-tiny'? known: ...' — used for every named lookup."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} known: {', '.join(known)}"
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -75,5 +75,7 @@ def test_split_is_deterministic_and_disjoint() -> None:
     assert len(val) == 2 and sorted(train + val) == list(range(10))
     assert split_episodes(10, val_fraction=0.2, seed=4) != (train, val)
     assert split_episodes(2, val_fraction=0.01, seed=0)[1] != []  # both parts non-empty
+    assert split_episodes(1, val_fraction=0.9, seed=0) == ([0], [])  # training keeps its one episode
+    assert split_episodes(5, val_fraction=0.0, seed=0)[1] == []
     with pytest.raises(DatasetError, match="val_fraction"):
         split_episodes(10, val_fraction=1.0, seed=0)

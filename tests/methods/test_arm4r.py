@@ -15,6 +15,7 @@ from robo4d.methods.arm4r import geometry as geo
 from robo4d.methods.arm4r.inference import StepwiseDecoder, full_sequence_readout
 from robo4d.methods.arm4r.model_info import parameter_counts
 from robo4d.methods.base import build_policy
+from robo4d.nn.encoders.frozen import IMAGENET_MEAN, IMAGENET_STD, FrozenImageEncoder
 
 
 def random_states(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -139,8 +140,10 @@ GOLDEN_PRED = [0.14179923, 0.30246031, 0.0829106, 0.11791113]
 
 def test_golden_outputs_do_not_drift(attach_fakes) -> None:
     torch.manual_seed(0)
-    # Pinned sizes: the goldens track numerics, not the tiny preset's tuning.
-    cfg = replace(preset("arm4r-tiny", 3), seq_len=4, image_encoder="efficientnet-lite0", image_dim=1280)
+    # Pinned sizes and 6-D layout (the goldens were recorded with "columns"): they track numerics, not defaults.
+    cfg = replace(
+        preset("arm4r-tiny", 3), seq_len=4, image_encoder="efficientnet-lite0", image_dim=1280, rot6d="columns"
+    )
     policy = attach_fakes(ARM4RPolicy(cfg))
     batch = fake_batch(cfg, seed=3)
     loss, _ = policy.compute_loss(batch)
@@ -260,3 +263,42 @@ def test_frame_sources_serve_cached_tokens(tmp_path, monkeypatch, attach_fakes) 
     assert set(sources) == {types.image_tokens_key("front"), types.image_tokens_key("wrist")}
     tokens = sources[types.image_tokens_key("front")](np.array([4, 0]))
     assert tokens.shape == (2, cfg.image_tokens, cfg.image_dim)
+
+
+class TinyFrozenEncoder(FrozenImageEncoder):
+    """A real (nn.Module) frozen encoder, small enough to build in a test."""
+
+    name, num_tokens, dim = "tiny-frozen", 16, 8
+
+    def __init__(self) -> None:
+        super().__init__(image_size=16, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        self.conv = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.freeze()
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(2).transpose(1, 2)  # (B, 16, 8)
+
+
+def test_frozen_image_encoder_follows_the_policy_device(attach_fakes) -> None:
+    cfg = replace(preset("arm4r-tiny", 3), image_tokens=16, image_dim=8)
+    policy = ARM4RPolicy(cfg)
+    text = attach_fakes(ARM4RPolicy(cfg)).encoders().text
+    policy.use_encoders(image=TinyFrozenEncoder(), text=text)
+    policy.to("meta")  # any device other than the CPU stands in for CUDA here
+    assert policy.encoders().image.conv.weight.device.type == "meta" and policy.encoders().image.mean.is_meta
+
+
+def test_rolling_cache_is_exact_until_the_window_fills_then_drifts() -> None:
+    torch.manual_seed(0)
+    cfg = replace(preset("arm4r-tiny", 3), seq_len=4)
+    model = ARM4RPolicy(cfg).model.eval()
+    tokens = torch.randn(1, 9, 3, cfg.dim)  # (B, steps, [language, state, action], D)
+    exact, rolling = StepwiseDecoder(model, cfg.seq_len), StepwiseDecoder(model, cfg.seq_len, exact=False)
+    for t in range(tokens.shape[1]):
+        prev = tokens[:, t - 1, 2] if t else None
+        a, b = exact.step(tokens[:, t, 0], tokens[:, t, 1], prev), rolling.step(tokens[:, t, 0], tokens[:, t, 1], prev)
+        if t < cfg.seq_len:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        else:
+            assert not torch.allclose(a, b, atol=1e-5)  # approximate: deeper layers remember evicted steps
+            assert rolling.cache.length == 3 * cfg.seq_len - 1

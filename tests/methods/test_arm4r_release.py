@@ -117,3 +117,13 @@ def test_release_keys_that_do_not_fit_are_errors(tmp_path: Path, small_release_c
     save_release_file(path, {k.replace("llama.", "llma."): v for k, v in state.items()})
     load_release_checkpoint(policy, path)
     assert set(read_release_state_dict(path)) == {k.replace("llama.", "llma.") for k in state}
+
+
+def test_control_release_checkpoints_need_the_release_rotation_layout(tmp_path: Path) -> None:
+    control = replace(preset("arm4r-tiny", 3), text_dim=512, image_dim=128, n_layers=2)
+    assert control.rot6d == "rows"  # the default is the release's layout
+    path = tmp_path / "ft_reach.pth"
+    save_release_file(path, {k: torch.zeros(s) for k, s in release_shapes(control).items()})
+    with pytest.raises(ValueError, match="store 6-D rotations as 'rows'.*rot6d is 'columns'"):
+        load_release_checkpoint(ARM4RPolicy(replace(control, rot6d="columns")), path)
+    load_release_checkpoint(ARM4RPolicy(control), path)

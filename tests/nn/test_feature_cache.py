@@ -140,7 +140,7 @@ def test_lookup_pickles_as_a_path_and_returns_float32_rows(tmp_path: Path, encod
 
 
 def test_reads_a_lerobot_dataset_through_the_reader(tmp_path: Path, encoder) -> None:
-    reader = pytest.importorskip("robo4d.data.reader")
+    from robo4d.data import reader
     from robo4d.data.features import Feature
     from robo4d.data.writer import DatasetWriter
     from robo4d.types import image_key

@@ -12,7 +12,7 @@ import torch
 from train_toy import TOY_BACKEND, ToyConfig, ToyDataset, ToyPolicy, ToyWindows, toy_stage
 
 from robo4d.train.checkpoint import load_policy, read_config, resolve_checkpoint
-from robo4d.train.loader import DataBackend, MissingFeaturesError, split_episodes
+from robo4d.train.loader import DataBackend, MissingFeaturesError
 from robo4d.train.metrics_log import read_records
 from robo4d.train.trainer import TrainingDiverged, run_stage, stage_complete
 from robo4d.train.weight_map import INIT, WeightMap, WeightMapError, WeightRule, keep_except, load_all
@@ -101,13 +101,6 @@ def test_init_from_incomplete_stage_is_refused(toy_root: Path, tmp_path: Path) -
         run_stage(s2, tmp_path, backend=TOY_BACKEND, progress=False)
     with pytest.raises(FileNotFoundError, match="neither a trained stage"):
         run_stage(replace(s2, init_from="nope"), tmp_path, backend=TOY_BACKEND, progress=False)
-
-
-def test_episode_split_is_disjoint_and_seeded() -> None:
-    train, val = split_episodes(10, 0.2, seed=3)
-    assert len(val) == 2 and not set(train) & set(val) and sorted(train + val) == list(range(10))
-    assert split_episodes(10, 0.2, seed=3) == (train, val)
-    assert split_episodes(2, 0.1, seed=0)[1] != [] and split_episodes(5, 0.0, seed=0)[1] == []
 
 
 def test_metrics_records(toy_root: Path, tmp_path: Path) -> None:

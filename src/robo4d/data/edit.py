@@ -8,9 +8,9 @@ T the episode's length (same dtype rules as `DatasetWriter.add_episode`; depth i
 columns are declared in info.json, and stats.json and the per-episode `stats/...` columns are updated.
 
 Crash safety: the edited dataset is assembled in a sibling directory `<target>.edit-<pid>` (unchanged
-files hard-linked, never modified) carrying the incomplete marker, then swapped in by renames. If
-`compute` or anything else fails, the sibling is removed and the original is untouched; a process killed
-mid-edit leaves the original intact plus a sibling that readers refuse.
+files hard-linked, never modified) carrying the incomplete marker, then swapped in atomically
+(`writer.publish`). If `compute` or anything else fails, the sibling is removed and the original is
+untouched; a process killed mid-edit leaves the original intact plus a sibling that readers refuse.
 """
 
 from __future__ import annotations
@@ -42,11 +42,15 @@ def add_features(
     *,
     out: str | Path | None = None,
     overwrite: bool = False,
+    finish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Add `features` (computed per episode by `compute`) to the dataset at `root`; returns its path.
 
     `out`: write the result as a new dataset there (which must not exist) and leave `root` as it was.
     `overwrite`: allow replacing existing non-video, non-standard columns; otherwise they are refused.
+    `finish(work_dir)`: last changes to the edited copy before it is published (e.g. a record of how the
+    columns were made), so they land atomically with the columns. Replace files there, never write into
+    them: unchanged files are hard links to the original's.
     """
     root = Path(root)
     ds = Dataset(root)
@@ -74,6 +78,8 @@ def add_features(
         info = dict(ds.info)
         info["features"] = features_to_info(all_features)
         layout.write_json(work / types.INFO_JSON, info)
+        if finish is not None:
+            finish(work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

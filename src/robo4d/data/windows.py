@@ -129,7 +129,7 @@ def split_episodes(num_episodes: int, *, val_fraction: float, seed: int) -> tupl
     if num_episodes < 1:
         raise DatasetError(f"cannot split {num_episodes} episodes")
     order = np.random.default_rng(seed).permutation(num_episodes)
-    n_val = int(round(val_fraction * num_episodes))
+    n_val = min(int(round(val_fraction * num_episodes)), num_episodes - 1)  # training keeps at least one
     if val_fraction > 0 and num_episodes >= 2:
-        n_val = min(max(n_val, 1), num_episodes - 1)
+        n_val = max(n_val, 1)  # a requested validation set is never silently empty
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())

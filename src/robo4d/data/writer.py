@@ -8,6 +8,8 @@ reader pointed at the partial directory refuses it. Identical inputs give byte-i
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -94,18 +96,42 @@ def episodes_table(rows: list[dict[str, Any]], stats: list[dict[str, Stats]]) ->
     return pa.table(columns)
 
 
+_AT_FDCWD = -100  # renameat2: paths relative to the working directory
+_RENAME_EXCHANGE = 2  # renameat2: swap the two paths in one step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2); False where the OS or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"cannot swap {a} and {b}: {os.strerror(err)}")
+
+
 def publish(tmp: Path, root: Path, *, overwrite: bool) -> None:
-    """Move a finished directory into place; an existing dataset is replaced only with `overwrite`."""
+    """Move a finished directory into place; an existing dataset is replaced only with `overwrite`.
+
+    Replacing swaps the two directories atomically where the OS can (Linux), so a process killed at any
+    point leaves the old dataset or the new one at `root`. Elsewhere it takes two renames, and a kill between
+    them leaves `root` missing with the old dataset at `<root>.old-<pid>`."""
     (tmp / layout.INCOMPLETE_MARKER).unlink()
-    if root.exists():
-        if not overwrite:
-            raise DatasetError(f"{root}: already exists; pass overwrite=True to replace it (new data kept at {tmp})")
+    if root.exists() and not overwrite:
+        raise DatasetError(f"{root}: already exists; pass overwrite=True to replace it (new data kept at {tmp})")
+    if not root.exists():
+        tmp.rename(root)
+    elif _exchange(tmp, root):
+        shutil.rmtree(tmp)  # now the old dataset
+    else:
         old = root.parent / f"{root.name}.old-{os.getpid()}"
         root.rename(old)
         tmp.rename(root)
         shutil.rmtree(old)
-    else:
-        tmp.rename(root)
 
 
 class DatasetWriter:

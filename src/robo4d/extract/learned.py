@@ -20,6 +20,7 @@ import torch
 
 from robo4d.extract.errors import ExtractError
 from robo4d.extract.learned_model import STRIDE, LearnedTrackerConfig, TrackerNet
+from robo4d.nn.state_dict import load_strict
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS_FILE = "learned_tracker.safetensors"
@@ -101,15 +102,7 @@ def load_tracker_weights(folder: Path) -> TrackerNet:
         raise ExtractError(f"{folder / CARD_FILE}: unknown config fields {unknown}")
     net = TrackerNet(LearnedTrackerConfig(**card["config"]))
     state = safetensors.torch.load_file(str(path))
-    expected = net.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ExtractError(f"{path}: keys do not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    wrong = [k for k in expected if expected[k].shape != state[k].shape]
-    if wrong:
-        raise ExtractError(f"{path}: {wrong[0]} is {tuple(state[wrong[0]].shape)}, expected "
-                           f"{tuple(expected[wrong[0]].shape)}")  # fmt: skip
-    net.load_state_dict(state, strict=True)
+    load_strict(net, state, source=str(path), error=ExtractError)
     return net.eval()
 
 

@@ -278,16 +278,22 @@ def merge(
             raise ExtractError(f"{shards.files[episode]}: tracks are {points.shape}, expected ({length}, {n}, 3)")
         return {types.points_key(camera): points, types.points_visible_key(camera): visible}
 
-    target = Path(add_features(root, features, compute, out=out, overwrite=overwrite))
-    # Not atomic with the columns: a crash between the two leaves columns without a record, which the next run
-    # treats as "made some other way" (it asks for --overwrite) — never as a false match.
-    _record_settings(target, camera, shards.settings)
-    record_visibility(target, camera, report)
-    for base in {root, target}:  # add_features hard-links extra files, shard folders included, into `out`
-        shutil.rmtree(base / EXTRACT_DIR / camera, ignore_errors=True)
-        if (base / EXTRACT_DIR).is_dir() and not any((base / EXTRACT_DIR).iterdir()):
-            (base / EXTRACT_DIR).rmdir()
+    def finish(work: Path) -> None:
+        # The records land with the columns, and the shards (hard-linked into the copy) leave with them:
+        # a kill at any point leaves either the old dataset with its shards or the merged one.
+        _record_settings(work, camera, shards.settings)
+        record_visibility(work, camera, report)
+        _remove_shards(work, camera)
+
+    target = Path(add_features(root, features, compute, out=out, overwrite=overwrite, finish=finish))
+    _remove_shards(root, camera)  # merged into `out`: the source's shards are done with
     return target
+
+
+def _remove_shards(base: Path, camera: str) -> None:
+    shutil.rmtree(base / EXTRACT_DIR / camera, ignore_errors=True)
+    if (base / EXTRACT_DIR).is_dir() and not any((base / EXTRACT_DIR).iterdir()):
+        (base / EXTRACT_DIR).rmdir()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ names: those are rebuilt from the recorded source (an encoder name and weight fi
 from __future__ import annotations
 
 import abc
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robo4d.config import unknown_name_message  # noqa: F401  (re-exported: methods' named lookups use it)
 from robo4d.types import ActionChunk, Observation, PolicyIO
 
 
@@ -197,11 +197,3 @@ def method_packages() -> tuple[str, ...]:
 def build_policy(method: str, config: Any) -> Policy:
     """Build a registered method's policy from its config."""
     return method_entry(method).policy_cls(config)
-
-
-def unknown_name_message(kind: str, name: str, known: Any) -> str:
-    """'unknown preset 'arm4r-tny'; did you mean 'arm4r-tiny'? known: ...' — used for every named lookup."""
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} known: {', '.join(known)}"

@@ -243,6 +243,13 @@ def _check_episode(indices: np.ndarray, frames: np.ndarray, written: np.ndarray,
         raise FeatureCacheError(f"{where}: frame indices repeat (first: {int(indices[0])}); each must appear once")
 
 
+def cached_precision(tokens: torch.Tensor) -> torch.Tensor:
+    """Fresh tokens rounded exactly as the cache stores them (float16, round to nearest even), as float32.
+    Inference applies it so a served policy reads the values its training read; only the camera frames
+    themselves still differ (raw at serving, h264-decoded in training: see benchmarks/parity.py)."""
+    return tokens.to(torch.float16).float()
+
+
 def _to_float16(tokens: np.ndarray, encoder_name: str) -> np.ndarray:
     if not np.isfinite(tokens).all() or np.abs(tokens).max(initial=0.0) > F16_MAX:
         raise FeatureCacheError(f"encoder {encoder_name} produced non-finite tokens or values beyond float16 range")

@@ -42,14 +42,23 @@ class TransformerConfig:
 
 @dataclass
 class KVCache:
-    """Per-layer rotated keys and values of every token seen so far: each (B, H, L, E)."""
+    """Per-layer rotated keys and values of the cached tokens: each (B, H, L, E). `offset` is the position of
+    the first cached token (non-zero once `drop_oldest` evicted some), so new tokens continue the positions."""
 
     keys: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
+    offset: int = 0
 
     @property
     def length(self) -> int:
         return self.keys[0].shape[2] if self.keys else 0
+
+    def drop_oldest(self, n: int) -> None:
+        """Evict the n oldest tokens. Not exact: deeper layers' kept keys and values were computed while
+        attending to the evicted tokens (rotary scores depend only on distances, so positions stay right)."""
+        self.keys = [k[:, :, n:] for k in self.keys]
+        self.values = [v[:, :, n:] for v in self.values]
+        self.offset += n
 
 
 class RMSNorm(nn.Module):
@@ -93,14 +102,19 @@ class Attention(nn.Module):
         cos: torch.Tensor,  # (S, E/2)
         sin: torch.Tensor,  # (S, E/2)
         past: tuple[torch.Tensor, torch.Tensor] | None,  # cached (B, H, L, E) keys and values
+        last_only: bool = False,  # output only the last token's row (B, 1, D); keys/values still cover all S
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         b, s, d = x.shape
         q, k, v = (w(x).view(b, s, self.n_heads, -1).transpose(1, 2) for w in (self.wq, self.wk, self.wv))  # (B,H,S,E)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, L+S, E)
+        if last_only:  # the last token sees every key: no mask
+            out = F.scaled_dot_product_attention(q[:, :, -1:], k, v)  # (B, H, 1, E)
+            return self.wo(out.transpose(1, 2).reshape(b, 1, d)), (k, v)
         if past is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, S, E)
         else:
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, L+S, E)
             cached = k.shape[2] - s
             # New token i sits at position cached + i and may see every key up to and including that position.
             keys_at = torch.arange(k.shape[2], device=x.device)  # (L+S,)
@@ -129,10 +143,15 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        attn, kv = self.attention(self.attention_norm(x), cos, sin, past)
-        h = x + attn
+        attn, kv = self.attention(self.attention_norm(x), cos, sin, past, last_only)
+        h = (x[:, -1:] if last_only else x) + attn
         return h + self.feed_forward(self.ffn_norm(h)), kv
 
 
@@ -146,14 +165,16 @@ class CausalTransformer(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None) -> torch.Tensor:
-        """x: (B, S, D) -> (B, S, D) normalised outputs."""
-        start = 0 if cache is None else cache.length
+    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """x: (B, S, D) -> (B, S, D) normalised outputs; with `last_only`, (B, 1, D) at the last token only:
+        the final block then skips attention and feed-forward for the other S - 1 rows (same values)."""
+        start = 0 if cache is None else cache.offset + cache.length
         positions = torch.arange(start, start + x.shape[1], device=x.device)  # (S,)
         cos, sin = rotary_angles(positions, self.cfg.dim // self.cfg.n_heads, self.cfg.rope_theta)
+        cached = cache is not None and cache.length > 0
         for i, layer in enumerate(self.layers):
-            past = (cache.keys[i], cache.values[i]) if cache is not None and start > 0 else None
-            x, (k, v) = layer(x, cos, sin, past)
+            past = (cache.keys[i], cache.values[i]) if cached else None
+            x, (k, v) = layer(x, cos, sin, past, last_only and i == len(self.layers) - 1)
             if cache is not None:
                 if i < len(cache.keys):
                     cache.keys[i], cache.values[i] = k, v

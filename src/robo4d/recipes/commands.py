@@ -13,7 +13,7 @@ class DemoCommand:
     stage 3) and its from-scratch baseline, evaluate all on held-out seeds, write outputs/demo/report.md with
     each policy's interval and paired difference to the baseline. Re-runs skip done work."""
 
-    preset: str = "default"  # default (~30 min on 2 cores), full (a stronger experiment), tiny (a smoke run)
+    preset: str = "default"  # default (21.5 min on 2 cores, README), full (a stronger experiment), tiny (a smoke run)
     out: Path = Path("outputs/demo")  # everything goes here: data/, runs/, eval/, viz/, report.md
     workers: int = 2  # processes for generation, extraction and evaluation
     method: str = "arm4r"  # registered method whose recipes are trained (with its no-pre-training baseline)

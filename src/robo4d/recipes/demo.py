@@ -48,7 +48,7 @@ class DemoPreset:
 
 
 PRESETS: dict[str, DemoPreset] = {
-    # The size `make demo` runs: ~30 minutes on 2 CPU cores (measured time in the README).
+    # The size `make demo` runs: 21.5 minutes on 2 CPU cores (the README's measured run).
     "default": DemoPreset(
         world="default",
         robot_episodes=10,

@@ -32,6 +32,7 @@ from torch import nn
 
 from robo4d.config import config_from_dict
 from robo4d.methods.base import Policy, method_entry
+from robo4d.nn.state_dict import load_strict
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
@@ -86,23 +87,7 @@ def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_saved_state(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
     """Strictly load a checkpoint's tensors: the names must be exactly the model's saved names, shapes equal."""
-    expected = saved_names(model)
-    current = model.state_dict()
-    missing = sorted(expected - set(state))
-    unexpected = sorted(set(state) - expected)
-    mismatched = sorted(
-        f"{n}: file {tuple(state[n].shape)} vs policy {tuple(current[n].shape)}"
-        for n in expected & set(state)
-        if state[n].shape != current[n].shape
-    )
-    problems = [
-        f"{label}: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
-        for label, names in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
-        if names
-    ]
-    if problems:
-        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
-    model.load_state_dict({**current, **state}, strict=True)
+    load_strict(model, state, source=source, names=saved_names(model), error=CheckpointError)
 
 
 # --- atomic writes ------------------------------------------------------------------------------------------

@@ -79,15 +79,6 @@ def check_features(root: Path, dataset: Any, spec: DataSpec, provided: set[str] 
         raise MissingFeaturesError(f"{root}: does not fit this stage's policy: " + "; ".join(problems))
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Episode-level (train, val) split: windows of one episode never sit on both sides."""
-    order = np.random.default_rng(seed).permutation(num_episodes)
-    num_val = min(num_episodes - 1, round(val_fraction * num_episodes)) if val_fraction > 0 else 0
-    if val_fraction > 0 and num_val == 0 and num_episodes > 1:
-        num_val = 1  # a requested validation set is never silently empty while two episodes exist
-    return sorted(order[num_val:].tolist()), sorted(order[:num_val].tolist())
-
-
 def merge_stats(parts: list[tuple[dict[str, dict[str, np.ndarray]], int]]) -> dict[str, dict[str, np.ndarray]]:
     """Per-feature stats of several datasets as one, weighting by frame count: exact for mean, std, min, max
     and count; quantiles are count-weighted means (LeRobot's approximation). Features not shared by all
@@ -155,6 +146,8 @@ def open_stage_data(
     backend: DataBackend,
 ) -> StageData:
     """Windows of already opened (and checked, see check_features) datasets; frame sources are built here."""
+    from robo4d.data.windows import split_episodes  # the one episode split (windows of an episode stay together)
+
     trains, vals, stats, identities = [], [], [], []
     for i, (root, dataset) in enumerate(datasets):
         sources = policy.frame_sources(dataset)
@@ -162,7 +155,7 @@ def open_stage_data(
         unprovided = sorted(set(spec.derived_from) & set(spec.keys) - set(sources))
         if unprovided:
             raise ValueError(f"{type(policy).__name__}.frame_sources does not provide {unprovided}")
-        train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction, seed + i)
+        train_eps, val_eps = split_episodes(dataset.num_episodes, val_fraction=val_fraction, seed=seed + i)
         keys = tuple(k for k in spec.keys if k not in sources)  # the rest come from the frame sources
         make = partial(
             backend.make_windows, dataset, keys=keys, seq_len=spec.seq_len, horizon=spec.horizon, frame_sources=sources

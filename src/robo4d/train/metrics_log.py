@@ -7,6 +7,7 @@ averaging), samples_per_s, val_loss (only at validation steps), time (unix secon
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ class MetricsLog:
             return
         stage_dir.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_records(self.path) if r["step"] <= resume_step] if self.path.exists() else []
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp = self.path.with_name(f".{METRICS_FILE}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.path)  # a kill here leaves the old records or the trimmed ones, never a truncated file
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # TensorBoard is optional; metrics.jsonl is the record of truth

@@ -238,13 +238,19 @@ def run_stage(
 
     torch.manual_seed(stage.seed)  # identical initial weights on every rank and in every rerun
     policy = build_policy(stage.method, policy_config)
+    policy.to(info.device)  # first, so frozen encoders building feature caches run on the training device
     spec = policy.data_spec()
     for root, dataset in datasets:  # everything cheap is checked before a frame source encodes anything
         check_features(root, dataset, spec)
     source = _source_checkpoint(stage, run_dir) if stage.init_from is not None and resume_from is None else None
     if source is not None:
         _check_source(policy, stage, source)
+    # Rank 0 opens the data first (building any feature cache once); the others wait, then find it built.
+    if not info.is_main:
+        parallelize.barrier(info)
     data = open_stage_data(datasets, policy, spec, val_fraction=stage.val_fraction, seed=stage.seed, backend=backend)
+    if info.is_main:
+        parallelize.barrier(info)
     if resume_from is not None:
         policy.set_normalization(read_stats(resume_from))
         load_saved_state(policy, read_model(resume_from), source=str(resume_from / MODEL_FILE))

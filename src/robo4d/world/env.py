@@ -102,9 +102,7 @@ class WorldEnv:
             if cam not in known:
                 raise ValueError(f"unknown camera {cam!r}: this env has {sorted(known)}")
         self.cameras, self._ego, self._depth = cameras, ego, depth
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            env = ALL_V3_ENVIRONMENTS[task]()
+        env = ALL_V3_ENVIRONMENTS[task]()
         # Seeded random initial states, as Meta-World's benchmarks sample them, without the MT1 task pickles.
         env._partially_observable = False
         del env.sawyer_observation_space  # recomputed for the fully observable layout the experts read
@@ -162,9 +160,7 @@ class WorldEnv:
 
     def reset_state(self) -> None:
         """Draw the next seeded initial state without rendering (e.g. to aim a camera at the scene first)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._raw_obs, _ = self._env.reset()
+        self._raw_obs, _ = self._env.reset()
         # Meta-World moves goal sites in the model after its last forward pass: update the poses it renders.
         mujoco.mj_kinematics(self.model, self.data)
         self.steps = 0
@@ -206,7 +202,8 @@ class WorldEnv:
         """Meta-World's scripted expert's action for the current state, (4,) float32 in [-1, 1]."""
         assert self._raw_obs is not None, "reset() first"
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Constant(s) may be too high": the clip below is the env's own
+            # The experts warn whenever an action leaves [-1, 1]; the clip below is the env's own.
+            warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
             action = self._expert.get_action(self._raw_obs)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 

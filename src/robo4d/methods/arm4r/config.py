@@ -45,7 +45,7 @@ class ARM4RConfig:
     joint_action_dim: int = 0  # A of a joint-space control stage: the dataset's action width
     horizon: int = 1  # K: future steps predicted per step (points: 1, as the release; control: 16)
     seq_len: int = 8  # T: steps per training window and inference context (3 tokens per step)
-    rot6d: Rot6D = "columns"  # 6-D rotation layout; "rows" only to serve imported release control checkpoints
+    rot6d: Rot6D = "rows"  # 6-D rotation layout: "rows" is the release's (its control checkpoints need it)
     # --- frozen encoders (rebuilt from these names; never part of the checkpoint's weights)
     image_encoder: str = "efficientnet-lite0-320"  # name in robo4d.nn.encoders.IMAGE_ENCODERS
     image_size: int | None = None  # frames resized to this side (None: the encoder's default)

@@ -5,7 +5,9 @@ predicts a 10-D layout: xyz + 6-D rotation + gripper. A target k steps ahead is 
 end-effector frame p_t: translation R_t^T (x_{t+k} - x_t), rotation R_t^T R_{t+k} as 6-D, gripper absolute.
 
 6-D layouts: "columns" is Zhou et al.'s (the first two columns of R); "rows" is what the authors' release
-stores (the first two rows, i.e. the columns of R^T). Only imported release control checkpoints need "rows".
+stores (the first two rows, i.e. the columns of R^T). Both are the same continuous representation (of R or
+of R^T), so neither learns better; "rows" is the default so that release control checkpoints load as they
+are. A checkpoint records its layout in its policy config (`ARM4RConfig.rot6d`).
 """
 
 from __future__ import annotations

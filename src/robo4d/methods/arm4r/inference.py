@@ -9,8 +9,12 @@ keys is still not exact: deeper layers' cached keys and values of the kept steps
 attending to the dropped step. So the kept window is re-encoded from its stored step tokens (one trunk pass
 over 3T - 1 tokens; the frozen encoders and input MLPs never re-run). The per-step cost is then constant in
 the episode length and every output equals a full forward over the last `seq_len` steps, as in training.
+Only the state token's readout is needed, so the final block runs attention and feed-forward for that one
+row (`last_only`; the same values up to float rounding).
 The release instead lets the context (and latency) grow without bound, beyond the 16-step windows it
-trained on.
+trained on. `exact=False` offers a rolling cache instead: the oldest step's keys and values are evicted
+and nothing is re-encoded (cost of a growing cache at a fixed length), at the price of outputs that drift
+from the exact window's (benchmarks/runtime.py measures how far).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from robo4d.nn.transformer import KVCache
 class StepwiseDecoder:
     """Feeds one step at a time; `step` returns the readout at that step's state token."""
 
-    def __init__(self, model: ARM4RModel, window: int) -> None:
+    def __init__(self, model: ARM4RModel, window: int, *, exact: bool = True) -> None:
         self.model = model
         self.window = window  # T: steps of context, the training window length
+        self.exact = exact  # False: rolling cache (evict, never re-encode), approximate once the window is full
         self.reset()
 
     def reset(self) -> None:
@@ -46,13 +51,17 @@ class StepwiseDecoder:
         elif prev_action is not None:
             raise ValueError("StepwiseDecoder.step: the first step of an episode has no previous action")
         self.steps.append([language, state])
+        new = ([] if prev_action is None else [prev_action]) + [language, state]
         if len(self.steps) > self.window:
-            self.steps.popleft()
+            dropped = self.steps.popleft()
+            if not self.exact:
+                self.cache.drop_oldest(len(dropped))
+                hidden = self.model.trunk(torch.stack(new, dim=1), cache=self.cache, last_only=True)  # (B, 1, D)
+                return self.model.readout(hidden[:, -1])  # (B, K, A)
             self.cache = KVCache()  # no longer a prefix of any future context
             window = torch.stack([tok for step in self.steps for tok in step], dim=1)  # (B, 3T-1, D)
-            hidden = self.model.trunk(window)  # re-encoded from position 0, as in training
+            hidden = self.model.trunk(window, last_only=True)  # (B, 1, D) re-encoded from position 0, as in training
         else:
-            new = ([] if prev_action is None else [prev_action]) + [language, state]
             hidden = self.model.trunk(torch.stack(new, dim=1), cache=self.cache)  # (B, 2 or 3, D)
         return self.model.readout(hidden[:, -1])  # (B, K, A)
 

@@ -29,6 +29,7 @@ release does for every action. Everything else (tokens, trunk, L1 loss, masking)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -45,6 +46,7 @@ from robo4d.methods.arm4r.inference import StepwiseDecoder
 from robo4d.methods.arm4r.model import ARM4RModel, masked_l1
 from robo4d.methods.base import DataSpec, Policy, register_method
 from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
+from robo4d.nn.feature_cache import FeatureCache, cached_precision
 
 # Module prefixes for the trainer's stage weight maps (state-dict names start with these).
 OBJECTIVE_MODULES = ("model.proprio_encoder", "model.action_encoder", "model.action_decoder")  # re-init at 2 -> 3
@@ -176,6 +178,8 @@ class ARM4RPolicy(Policy):
         self._text_cache.clear()
 
     def encoders(self) -> FrozenEncoders:
+        """The frozen encoders, the image encoder on the policy's device (it sits off the module tree, so
+        `.to()` does not move it). The text encoder stays where it is: it runs once per distinct instruction."""
         if self._frozen is None:
             from robo4d.nn.encoders import build_image_encoder, build_text_encoder
 
@@ -183,6 +187,12 @@ class ARM4RPolicy(Policy):
             image = build_image_encoder(cfg.image_encoder, weights=cfg.image_weights, image_size=cfg.image_size)
             self.use_encoders(image=image, text=build_text_encoder(cfg.text_encoder, weights=cfg.text_weights))
         assert self._frozen is not None
+        image = self._frozen.image
+        if isinstance(image, nn.Module):
+            device = next(self.parameters()).device
+            held = next(itertools.chain(image.parameters(), image.buffers()), None)
+            if held is not None and held.device != device:
+                image.to(device)
         return self._frozen
 
     def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
@@ -195,7 +205,6 @@ class ARM4RPolicy(Policy):
         return torch.stack([self._text_cache[t] for t in texts]).to(device)
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-        from robo4d.nn.feature_cache import FeatureCache
 
         cache, image = FeatureCache(), self.encoders().image
         cams = dict.fromkeys(self.config.cameras)
@@ -311,7 +320,7 @@ class ARM4RPolicy(Policy):
             if cam not in obs.images:
                 raise KeyError(f"Observation.images lacks camera {cam!r}; the policy reads {list(cfg.cameras)}")
             frame = torch.as_tensor(np.ascontiguousarray(obs.images[cam]))[None]  # (1, H, W, 3) uint8
-            images[cam] = frozen.image.encode(frame).to(device)  # (1, L, C)
+            images[cam] = cached_precision(frozen.image.encode(frame)).to(device)  # (1, L, C) as in training
         language = self.model.text_proj(self.embed_texts([obs.task]))  # (1, D)
         if cfg.joint:
             assert self.normalizer is not None

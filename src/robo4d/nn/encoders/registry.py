@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from robo4d.config import unknown_name_message
 from robo4d.nn.encoders.efficientnet import EfficientNetLite0Encoder, EfficientNetLite0EncoderConfig
 from robo4d.nn.encoders.frozen import FrozenImageEncoder
 from robo4d.nn.encoders.text import CachedTextEncoder, CLIPTextConfig, CLIPTextEncoder, MiniLMConfig, MiniLMTextEncoder
 from robo4d.nn.encoders.vit import MAEViTEncoder, MAEViTEncoderConfig, ViTConfig
-from robo4d.nn.encoders.weights import did_you_mean
 
 ImageBuilder = Callable[[str | None, int | None, bool], FrozenImageEncoder]
 
@@ -63,7 +63,7 @@ def build_image_encoder(
     random_init: build untrained weights on purpose (tests, CPU smoke runs); never a silent fallback.
     """
     if name not in IMAGE_ENCODERS:
-        raise ValueError(did_you_mean(name, IMAGE_ENCODERS, "image encoder"))
+        raise ValueError(unknown_name_message("image encoder", name, IMAGE_ENCODERS))
     return IMAGE_ENCODERS[name](None if weights is None else str(weights), image_size, random_init)
 
 
@@ -73,5 +73,5 @@ def build_text_encoder(
     """A frozen sentence encoder: `.encode(list[str]) -> (n, dim) float32`, cached per distinct string
     (and on disk under `cache_dir` when given)."""
     if name not in TEXT_ENCODERS:
-        raise ValueError(did_you_mean(name, TEXT_ENCODERS, "text encoder"))
+        raise ValueError(unknown_name_message("text encoder", name, TEXT_ENCODERS))
     return TEXT_ENCODERS[name](None if weights is None else str(weights), None if cache_dir is None else str(cache_dir))

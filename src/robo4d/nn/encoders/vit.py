@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robo4d.nn.encoders.frozen import IMAGENET_MEAN, IMAGENET_STD, FrozenImageEncoder
-from robo4d.nn.encoders.weights import fingerprint, load_strict, read_state_dict
+from robo4d.nn.encoders.weights import fingerprint, read_state_dict
+from robo4d.nn.state_dict import load_strict
 
 LN_EPS = 1e-6  # MAE's LayerNorm epsilon
 # Pre-training-only parts of MAE / CrossMAE checkpoints: the pixel decoder and its inputs.
@@ -159,7 +160,7 @@ def load_mae_weights(vit: ViT, path: str | Path) -> None:
         )
     if vit.config.final_norm and "norm.weight" not in state and "blocks.0.norm1.weight" in state:
         raise ValueError(f"weights {path} have no final LayerNorm `norm` (a CrossMAE encoder?); use 'vit-b16-crossmae'")
-    load_strict(vit, state, source=path, ignore_prefixes=DECODER_PREFIXES)
+    load_strict(vit, {k: v for k, v in state.items() if not k.startswith(DECODER_PREFIXES)}, source=f"weights {path}")
 
 
 @dataclass(frozen=True, kw_only=True)

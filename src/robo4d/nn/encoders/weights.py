@@ -8,24 +8,13 @@ checkpoint that does not fit the architecture is never half-loaded.
 from __future__ import annotations
 
 import argparse
-import difflib
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-
-
-def did_you_mean(name: str, known: Iterable[str], what: str) -> str:
-    """An error message for an unknown `name` among `known`, with the closest matches."""
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {what} {name!r}.{hint} Known: {', '.join(known)}."
 
 
 def read_state_dict(path: str | Path, *, subkey: str | None = None) -> dict[str, torch.Tensor]:
@@ -54,32 +43,6 @@ def read_state_dict(path: str | Path, *, subkey: str | None = None) -> dict[str,
     if bad:
         raise ValueError(f"weights file {path}: entries {bad[:5]} are not tensors; expected a flat state dict")
     return state
-
-
-def load_strict(
-    module: nn.Module, state: dict[str, torch.Tensor], *, source: str | Path, ignore_prefixes: tuple[str, ...] = ()
-) -> None:
-    """Copy `state` into `module`; every parameter and buffer must be present with the same shape, and nothing
-    may be left over except keys under `ignore_prefixes` (named explicitly by the caller)."""
-    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mis_shaped = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or mis_shaped:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if mis_shaped:
-            parts.append(f"shape mismatches {mis_shaped}")
-        raise ValueError(f"weights {source} do not fit {type(module).__name__}: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
 
 
 def fingerprint(path: str | Path) -> str:
