@@ -83,7 +83,8 @@ def test_report_of_a_partial_grid_says_how_partial(tmp_path) -> None:
     results = [{**_result(m, s, [s % 2 == 0] * 40), "config": {"budget": budget}}
                for m in ("scratch", "arm4r") for s in range(3)]  # fmt: skip
     report = write_report(results, tmp_path, planned=27).read_text()
-    assert "6 cells of the 27 the preset declares" in report and "| arm4r | none | any | default | 2 | 3 |" in report
+    assert "6 cells of the 27 the preset declares. Each recipe's default model preset, steps x0.1," in report
+    assert "| arm4r | none | any | default | 2 | 3 |" in report
     assert (tmp_path / "data_efficiency.png").is_file() and (tmp_path / "bench.json").is_file()
 
 

@@ -148,7 +148,7 @@ def write_report(
         "",
         f"{len(results)} cells"
         + (f" of the {planned} the preset declares" if planned else "")
-        + ". Each recipe's default model preset, steps x{budget['steps_scale']}, batch "
+        + f". Each recipe's default model preset, steps x{budget['steps_scale']}, batch "
         f"{budget['batch_size']}. Evaluation fixed before training: {n_eps} episodes per cell "
         f"({budget['eval_episodes']} per task x {len(budget['tasks'])} tasks x evaluation seeds "
         f"{budget['eval_seeds']}), on held-out initial states shared by every cell. With {seeds} training "
