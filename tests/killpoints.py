@@ -6,7 +6,8 @@ Every call to a file-system primitive robo4d's writers use (rename/replace/unlin
 safetensors and torch writes) and every scenario step (a training step, a dataset episode) is an event;
 the process kills itself (SIGKILL) just before event KILL_AT (1-based). KILL_AT = 0 never kills; the run then
 prints {"events": [names]}, from which callers draw kill points. The events are deterministic for fixed inputs.
-Scenarios: "train" (tests/train/train_toy.py's toy stage), "world" (robot demos), "merge" (extraction merge).
+Scenarios: "train" (tests/train/train_toy.py's toy stage), "world" (robot demos), "merge" (extraction merge),
+"import_video" (`robo4d data import-video`), "label" (IGOR latent-action labelling, in place).
 """
 
 from __future__ import annotations
@@ -86,7 +87,25 @@ def merge(args: dict[str, Any]) -> tuple[list[tuple[Any, str]], Any]:
     return [], lambda: runner.merge(Path(args["root"]), args["camera"])
 
 
-SCENARIOS = {"train": train, "world": world, "merge": merge}
+def import_video(args: dict[str, Any]) -> tuple[list[tuple[Any, str]], Any]:
+    from robo4d.data.import_video import plan_import, run_import
+    from robo4d.data.writer import DatasetWriter
+
+    def run() -> None:
+        inputs = [Path(p) for p in args["inputs"]]
+        run_import(plan_import(inputs, out=Path(args["out"]), task=args["task"], workers=1,
+                              overwrite=args.get("overwrite", False)))  # fmt: skip
+
+    return [(DatasetWriter, "add_episode")], run
+
+
+def label(args: dict[str, Any]) -> tuple[list[tuple[Any, str]], Any]:
+    from robo4d.methods.igor import label as labelling
+
+    return [(labelling, "episode_latents")], lambda: labelling.label_dataset(args["root"], args["checkpoint"])
+
+
+SCENARIOS = {"train": train, "world": world, "merge": merge, "import_video": import_video, "label": label}
 
 
 def run(scenario: str, kill_at: int, args: dict[str, Any]) -> list[str]:
