@@ -45,6 +45,13 @@ def pipeline_commands() -> list[list[str]]:
     return commands
 
 
+def all_readme_commands() -> list[list[str]]:
+    """argv (without `robo4d`) of every `robo4d ...` line in any of the README's code blocks."""
+    blocks = README.read_text().split("```")[1::2]
+    lines = (line.split("  #")[0].strip() for block in blocks for line in block.splitlines())
+    return [shlex.split(line)[1:] for line in lines if line.startswith("robo4d ")]
+
+
 def _option(argv: list[str], name: str) -> list[str]:
     """The values after --name (until the next option)."""
     if name not in argv:
@@ -57,8 +64,8 @@ def _option(argv: list[str], name: str) -> list[str]:
     return values
 
 
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Every README command parsed by the CLI into its argument dataclass, none of them run."""
+def parsed(monkeypatch: pytest.MonkeyPatch, commands: list[list[str]] | None = None) -> list[object]:
+    """Every README pipeline command (or `commands`) parsed by the CLI into its argument dataclass, none run."""
     import importlib
 
     seen: list[object] = []
@@ -67,9 +74,16 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         classes = module.COMMANDS.values() if hasattr(module, "COMMANDS") else [module.COMMAND]
         for cls in classes:
             monkeypatch.setattr(cls, "run", lambda self: seen.append(self))
-    for argv in pipeline_commands():
+    for argv in pipeline_commands() if commands is None else commands:
         cli.main(argv)
     return seen
+
+
+def test_every_robo4d_command_in_the_readme_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines outside the pipeline block (other methods, bench, your own data) name real commands and options."""
+    commands = all_readme_commands()
+    assert len(commands) > len(pipeline_commands())
+    assert len(parsed(monkeypatch, commands)) == len(commands)
 
 
 def test_every_readme_pipeline_line_parses_and_the_block_is_coherent(monkeypatch: pytest.MonkeyPatch) -> None:
