@@ -1,4 +1,4 @@
-"""ARM4R closed-loop step latency against the release's growing KV cache, frozen image encoder included.
+"""ARM4R and GR-1 closed-loop step latency against the releases' inference schemes (ARM4R: encoder included).
 
 Per preset (stage 3: two cameras, the control head) and episode step t, the latency of one control step:
     encoder_ms      the frozen image encoder on this step's new frames (one per camera; every decoder below
@@ -18,6 +18,9 @@ and the totals encoder + trunk. The exact steady state now reads out only the st
 over the chunk, relative to the exact prediction's mean |value|. Weights and step tokens are random (timing
 does not depend on values; the drift figure is indicative only). Prints JSON; milliseconds are medians.
 
+GR-1 rows (`measure_gr1`, `--gr1-presets`): robo4d's step-wise runner against the release's evaluation, which
+re-runs its resampler and the full 10-step window at every step (frozen encoder excluded in both).
+
     .venv/bin/python benchmarks/runtime.py [--presets arm4r-tiny arm4r-base] [--threads 1]
 """
 
@@ -33,6 +36,9 @@ import torch
 from robo4d.methods.arm4r import preset
 from robo4d.methods.arm4r.inference import StepwiseDecoder
 from robo4d.methods.arm4r.model import ARM4RModel
+from robo4d.methods.gr1 import preset as gr1_preset
+from robo4d.methods.gr1.inference import StepwiseRunner
+from robo4d.methods.gr1.model import GR1Model
 from robo4d.nn.encoders import build_image_encoder
 
 STEPS = (1, 50, 200, 500)
@@ -111,9 +117,51 @@ def measure(name: str, steps: tuple[int, ...], repeats: int) -> dict[str, object
     return result
 
 
+@torch.no_grad()
+def measure_gr1(name: str, steps: tuple[int, ...], repeats: int) -> dict[str, dict[str, float]]:
+    """GR-1 per control step from frozen-encoder tokens (the encoder itself excluded, as for ARM4R): robo4d
+    resamples the new frames only and runs the trunk over a cached / bounded 10-step history; "naive" is the
+    release's evaluation, which re-resamples all 10 frames per camera and runs the full padded window."""
+    torch.manual_seed(0)
+    cfg = gr1_preset(name)
+    model = GR1Model(cfg).eval()
+    lang = model.lang_token(torch.randn(1, cfg.text_dim))  # (1, D): one instruction per episode, embedded once
+    state = model.state_token(torch.randn(1, 6), torch.tensor([[1.0, 0.0]]))  # (1, D)
+    frames = [torch.randn(1, cfg.seq_len, cfg.image_tokens, cfg.image_dim) for _ in cfg.cameras]  # (1, T, L, C)
+
+    def robo4d_step(runner: StepwiseRunner) -> None:
+        new = [model.frame_tokens(i, f[:, -1:]) for i, f in enumerate(frames)]  # the new frame of each camera
+        model.action_head(runner.step(model.step_inputs(lang, new, state[:, None])[:, 0]))
+
+    def naive_step() -> None:
+        window = [model.frame_tokens(i, f) for i, f in enumerate(frames)]  # (1, T, K+1, D) each
+        hidden = model(model.step_inputs(lang, window, state[:, None].expand(-1, cfg.seq_len, -1)), obs=False)
+        model.predict_actions(hidden[:, -1:])
+
+    runner = StepwiseRunner(model, cfg.seq_len)
+    for _ in range(cfg.seq_len + 2):  # warm-up: first calls pay one-off allocation costs
+        robo4d_step(runner)
+    naive_step()
+    runner.reset()
+    windowed: dict[int, list[float]] = {s: [] for s in steps}
+    for t in range(max(steps) + repeats - 1):
+        elapsed = _ms(lambda: robo4d_step(runner))
+        for s in steps:
+            if s - 1 <= t < s - 1 + repeats:
+                windowed[s].append(elapsed)
+    naive_ms = statistics.median(_ms(naive_step) for _ in range(repeats))  # a fixed padded window: any step
+    out = {}
+    for s in steps:
+        robo4d_ms = statistics.median(windowed[s])
+        out[str(s)] = {"robo4d_ms": round(robo4d_ms, 3), "naive_ms": round(naive_ms, 3)}
+        out[str(s)]["ratio"] = round(naive_ms / robo4d_ms, 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["arm4r-tiny", "arm4r-base"])
+    parser.add_argument("--gr1-presets", nargs="+", default=["gr1-tiny", "gr1-release"])
     parser.add_argument("--steps", nargs="+", type=int, default=list(STEPS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -131,6 +179,9 @@ def main() -> None:
             for key in ("release", "exact", "rolling"):
                 row[f"{key}_total_ms"] = round(enc + row[f"{key}_ms"], 3)  # type: ignore[index]
         report[name] = {"seq_len": cfg.seq_len, "image_encoder": cfg.image_encoder, "steps": trunk}
+    for name in args.gr1_presets:
+        steps = measure_gr1(name, tuple(args.steps), args.repeats)
+        report[name] = {"seq_len": gr1_preset(name).seq_len, "steps": steps}
     print(json.dumps(report, indent=2))
 
 

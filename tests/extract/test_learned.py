@@ -121,7 +121,7 @@ def test_loss_falls_when_overfitting_one_clip():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     assert set(metrics) == {"epe_px", "within_1px", "vis_acc"}
 
