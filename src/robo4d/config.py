@@ -20,6 +20,20 @@ def unknown_name_message(kind: str, name: str, known: Any) -> str:
     return f"unknown {kind} {name!r}{hint} known: {', '.join(known)}"
 
 
+def parse_pairs(items: Any, *, flag: str, source: str, syntax: str) -> dict[str, str]:
+    """`("image=front", ...)` -> {"image": "front"}: the one parser of `--camera-map`-style SRC=DST options.
+    `source` names what the left side is (e.g. "dataset camera"), `syntax` the expected form for the error."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not sep or not src or not dst or "=" in dst:
+            raise ValueError(f"{flag} {item!r}: expected {syntax}, e.g. image=front")
+        if src in mapping:
+            raise ValueError(f"{flag} {item!r}: {source} {src!r} is mapped twice ({mapping[src]!r} and {dst!r})")
+        mapping[src] = dst
+    return mapping
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A dataclass (nested dataclasses and tuples included) as a JSON-ready dict."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):

@@ -36,7 +36,10 @@ from robo4d.train.trainer import run_stage
             "preset 'toy-small' belongs to method 'toy'; recipe",
         ),
         (["--recipe", "scratch", "--robot", "R", "--camera-map", "image"], "--camera-map 'image': expected SRC=DST"),
-        (["--recipe", "scratch", "--robot", "R", "--camera-map", "a=b", "--camera-map", "a=c"], "maps dataset camera"),
+        (
+            ["--recipe", "scratch", "--robot", "R", "--camera-map", "a=b", "--camera-map", "a=c"],
+            "dataset camera 'a' is mapped twice",
+        ),
     ],
 )
 def test_train_command_errors(args: list[str], match: str, tmp_path: Path) -> None:

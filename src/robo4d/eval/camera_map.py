@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from robo4d.config import parse_pairs
 from robo4d.types import ActionChunk, ChunkPolicy, Observation
 
 FLAG = "--camera-map"
@@ -23,14 +24,7 @@ FLAG = "--camera-map"
 
 def parse_camera_map(items: Iterable[str], policy_cameras: tuple[str, ...], *, flag: str = FLAG) -> dict[str, str]:
     """`("image=front", ...)` -> {robot camera: policy camera}, validated; raises ValueError in one line."""
-    mapping: dict[str, str] = {}
-    for item in items:
-        robot, sep, policy = item.partition("=")
-        if not sep or not robot or not policy or "=" in policy:
-            raise ValueError(f"{flag} {item!r}: expected ROBOT_CAMERA=POLICY_CAMERA, e.g. image=front")
-        if robot in mapping:
-            raise ValueError(f"{flag} {item!r}: robot camera {robot!r} is mapped twice")
-        mapping[robot] = policy
+    mapping = parse_pairs(items, flag=flag, source="robot camera", syntax="ROBOT_CAMERA=POLICY_CAMERA")
     check_camera_map(mapping, policy_cameras, flag=flag)
     return mapping
 

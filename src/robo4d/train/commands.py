@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import tyro
 
+from robo4d.config import parse_pairs
+
 if TYPE_CHECKING:
     from robo4d.train.stage import StageConfig
 
@@ -117,17 +119,8 @@ class TrainCommand:
 
 def parse_camera_map(pairs: tuple[str, ...]) -> dict[str, str]:
     """("image=front", ...) -> {"image": "front"}; each dataset camera is mapped once."""
-    mapping: dict[str, str] = {}
-    for pair in pairs:
-        src, sep, dst = pair.partition("=")
-        if not sep or not src or not dst or "=" in dst:
-            raise ValueError(
-                f"--camera-map {pair!r}: expected SRC=DST (dataset camera = policy camera), e.g. image=front"
-            )
-        if src in mapping:
-            raise ValueError(f"--camera-map maps dataset camera {src!r} twice ({mapping[src]!r} and {dst!r})")
-        mapping[src] = dst
-    return mapping
+    syntax = "SRC=DST (dataset camera = policy camera)"
+    return parse_pairs(pairs, flag="--camera-map", source="dataset camera", syntax=syntax)
 
 
 COMMAND = TrainCommand
