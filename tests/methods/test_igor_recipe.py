@@ -34,10 +34,7 @@ def fake_text() -> Iterator[None]:
 
 
 def _fake_embed(self: IGORPolicy, texts):  # type: ignore[no-untyped-def]
-    if self._text is None:
-        self.use_text_encoder(FakeTextEncoder(TEXT_DIM))
-    assert self._text is not None
-    return self._text.encode(list(texts)).to(next(self.parameters()).device)
+    return FakeTextEncoder(TEXT_DIM).encode(list(texts)).to(next(self.parameters()).device)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,9 @@ release does for every action. Everything else (tokens, trunk, L1 loss, masking)
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +44,7 @@ from robo4d.methods.arm4r.geometry import compose_targets, relative_targets, sta
 from robo4d.methods.arm4r.inference import StepwiseDecoder
 from robo4d.methods.arm4r.model import ARM4RModel, masked_l1
 from robo4d.methods.base import DataSpec, Policy, register_method
+from robo4d.nn.encoders.attached import AttachedEncoders, EncoderSpec, FrozenEncoders
 from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
 from robo4d.nn.feature_cache import FeatureCache, cached_precision
 
@@ -87,12 +87,6 @@ class JointNormalizer(nn.Module):
         return x * self.action_std.clamp(min=STD_FLOOR) + self.action_mean
 
 
-@dataclass
-class FrozenEncoders:
-    image: ImageEncoder
-    text: TextEncoder
-
-
 _VISIBLE_PREFIX = {
     types.POINTS_PREFIX: types.POINTS_VISIBLE_PREFIX,
     types.GT_POINTS_PREFIX: types.GT_POINTS_VISIBLE_PREFIX,
@@ -110,9 +104,11 @@ class ARM4RPolicy(Policy):
         self.config = config
         self.model = ARM4RModel(config)
         self.normalizer = JointNormalizer(config.input_dim, config.action_dim) if config.joint else None
-        # Frozen encoders are rebuilt from the config's names, never saved: kept off the module tree.
-        self._frozen: FrozenEncoders | None = None
-        self._text_cache: dict[str, torch.Tensor] = {}  # instruction -> (E,) embedding
+        self._encoders = AttachedEncoders(
+            EncoderSpec(owner="ARM4RConfig", text=config.text_encoder, text_weights=config.text_weights,
+                        text_dim=config.text_dim, image=config.image_encoder, image_weights=config.image_weights,
+                        image_size=config.image_size, image_tokens=config.image_tokens, image_dim=config.image_dim)
+        )  # fmt: skip
         self._decoder = StepwiseDecoder(self.model, config.seq_len)
         self._prev_state: torch.Tensor | None = None  # eef pose p_{t-1}
         self._prev_action: torch.Tensor | None = None  # joint space: (1, A) normalised first row of the last chunk
@@ -166,43 +162,15 @@ class ARM4RPolicy(Policy):
     # ----------------------------------------------------------------------------------------- encoders
     def use_encoders(self, *, image: ImageEncoder, text: TextEncoder) -> None:
         """Attach frozen encoders (tests, or encoders built elsewhere); their sizes must match the config."""
-        cfg = self.config
-        for what, got, want in (
-            ("image_tokens", image.num_tokens, cfg.image_tokens),
-            ("image_dim", image.dim, cfg.image_dim),
-            ("text_dim", text.dim, cfg.text_dim),
-        ):
-            if got != want:
-                raise ValueError(f"ARM4RConfig.{what} is {want} but the attached encoder gives {got}")
-        self._frozen = FrozenEncoders(image=image, text=text)
-        self._text_cache.clear()
+        self._encoders.attach(image=image, text=text)
 
     def encoders(self) -> FrozenEncoders:
-        """The frozen encoders, the image encoder on the policy's device (it sits off the module tree, so
-        `.to()` does not move it). The text encoder stays where it is: it runs once per distinct instruction."""
-        if self._frozen is None:
-            from robo4d.nn.encoders import build_image_encoder, build_text_encoder
-
-            cfg = self.config
-            image = build_image_encoder(cfg.image_encoder, weights=cfg.image_weights, image_size=cfg.image_size)
-            self.use_encoders(image=image, text=build_text_encoder(cfg.text_encoder, weights=cfg.text_weights))
-        assert self._frozen is not None
-        image = self._frozen.image
-        if isinstance(image, nn.Module):
-            device = next(self.parameters()).device
-            held = next(itertools.chain(image.parameters(), image.buffers()), None)
-            if held is not None and held.device != device:
-                image.to(device)
-        return self._frozen
+        """The frozen encoders (kept off the module tree), the image encoder on the policy's device."""
+        return self._encoders.get(next(self.parameters()).device)
 
     def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
         """Instructions -> (n, E) frozen embeddings, each distinct string encoded once."""
-        todo = sorted({t for t in texts if t not in self._text_cache})
-        if todo:
-            for text, vec in zip(todo, self.encoders().text.encode(todo), strict=True):
-                self._text_cache[text] = vec.float()
-        device = next(self.parameters()).device
-        return torch.stack([self._text_cache[t] for t in texts]).to(device)
+        return self._encoders.embed_texts(texts, next(self.parameters()).device)
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
 

@@ -16,7 +16,6 @@ episode. The paper sums the losses; its weights are not published, so each has a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from robo4d.methods.gr1 import actions
 from robo4d.methods.gr1.config import FRAMES_ACTION_KIND, GR1Config, patch_pixels_key
 from robo4d.methods.gr1.inference import StepwiseRunner
 from robo4d.methods.gr1.model import GR1Model, action_losses, frame_loss
+from robo4d.nn.encoders.attached import AttachedEncoders, EncoderSpec, FrozenEncoders
 from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
 
 # Module prefixes for stage weight maps (state-dict names start with these).
@@ -68,55 +68,31 @@ class PatchPixels:
         return x.reshape(x.shape[0], g * g, p * p * 3)
 
 
-@dataclass
-class FrozenEncoders:
-    image: ImageEncoder
-    text: TextEncoder
-
-
 @register_method("gr1", GR1Config)
 class GR1Policy(Policy):
     def __init__(self, config: GR1Config) -> None:
         super().__init__()
         self.config = config
         self.model = GR1Model(config)
-        # Frozen encoders are rebuilt from the config's names, never saved: kept off the module tree.
-        self._frozen: FrozenEncoders | None = None
-        self._text_cache: dict[str, torch.Tensor] = {}  # instruction -> (E,) embedding
+        self._encoders = AttachedEncoders(
+            EncoderSpec(owner="GR1Config", text=config.text_encoder, text_weights=config.text_weights,
+                        text_dim=config.text_dim, image=config.image_encoder, image_weights=config.image_weights,
+                        image_size=config.image_size, image_tokens=config.image_tokens, image_dim=config.image_dim)
+        )  # fmt: skip
         self._runner = StepwiseRunner(self.model, config.seq_len)
 
     # ----------------------------------------------------------------------------------------- encoders
     def use_encoders(self, *, image: ImageEncoder, text: TextEncoder) -> None:
         """Attach frozen encoders (tests, or encoders built elsewhere); their sizes must match the config."""
-        cfg = self.config
-        for what, got, want in (
-            ("image_tokens", image.num_tokens, cfg.image_tokens),
-            ("image_dim", image.dim, cfg.image_dim),
-            ("text_dim", text.dim, cfg.text_dim),
-        ):
-            if got != want:
-                raise ValueError(f"GR1Config.{what} is {want} but the attached encoder gives {got}")
-        self._frozen = FrozenEncoders(image=image, text=text)
-        self._text_cache.clear()
+        self._encoders.attach(image=image, text=text)
 
     def encoders(self) -> FrozenEncoders:
-        if self._frozen is None:
-            from robo4d.nn.encoders import build_image_encoder, build_text_encoder
-
-            cfg = self.config
-            image = build_image_encoder(cfg.image_encoder, weights=cfg.image_weights, image_size=cfg.image_size)
-            self.use_encoders(image=image, text=build_text_encoder(cfg.text_encoder, weights=cfg.text_weights))
-        assert self._frozen is not None
-        return self._frozen
+        """The frozen encoders (kept off the module tree), the image encoder on the policy's device."""
+        return self._encoders.get(self.model.embed_lang.weight.device)
 
     def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
         """Instructions -> (n, E) frozen embeddings, each distinct string encoded once."""
-        todo = sorted({t for t in texts if t not in self._text_cache})
-        if todo:
-            for text, vec in zip(todo, self.encoders().text.encode(todo), strict=True):
-                self._text_cache[text] = vec.float()
-        device = self.model.embed_lang.weight.device
-        return torch.stack([self._text_cache[t] for t in texts]).to(device)
+        return self._encoders.embed_texts(texts, self.model.embed_lang.weight.device)
 
     def pixel_encoder(self) -> PatchPixels:
         return PatchPixels(self.config.frame_size, self.config.patch_size)

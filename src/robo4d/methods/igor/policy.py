@@ -44,6 +44,7 @@ from robo4d.methods.igor.foundation import FoundationPolicy, LowLevelHead
 from robo4d.methods.igor.frames import FrameTable
 from robo4d.methods.igor.lam import LatentActionModel
 from robo4d.methods.igor.world_model import WorldModel
+from robo4d.nn.encoders.attached import AttachedEncoders, EncoderSpec
 from robo4d.nn.encoders.base import TextEncoder
 
 _VIDEO = "the dataset's RGB video of a camera in IGORConfig.cameras, resized (frame source)"
@@ -69,8 +70,10 @@ class IGORPolicy(Policy):
         if config.objective == "control":
             self.foundation.requires_grad_(False)  # only the low-level head trains (paper, Sec. 2.3)
             self.low_level = LowLevelHead(config)
-        self._text: TextEncoder | None = None  # frozen, rebuilt from its name: kept off the module tree
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._encoders = AttachedEncoders(
+            EncoderSpec(owner="IGORConfig", text=config.text_encoder, text_weights=config.text_weights,
+                        text_dim=config.text_dim)
+        )  # fmt: skip
         self._history: deque[torch.Tensor] = deque(maxlen=config.history)
 
     def frozen_modules(self) -> tuple[torch.nn.Module, ...]:
@@ -90,23 +93,11 @@ class IGORPolicy(Policy):
     # ----------------------------------------------------------------------------------------- text
     def use_text_encoder(self, text: TextEncoder) -> None:
         """Attach a frozen text encoder (tests, or one built elsewhere); its width must match the config."""
-        if text.dim != self.config.text_dim:
-            raise ValueError(f"IGORConfig.text_dim is {self.config.text_dim} but the attached encoder gives {text.dim}")
-        self._text = text
-        self._text_cache.clear()
+        self._encoders.attach(text=text)
 
     def embed_texts(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
         """Instructions -> (n, E), each distinct string encoded once."""
-        if self._text is None:
-            from robo4d.nn.encoders import build_text_encoder
-
-            self.use_text_encoder(build_text_encoder(self.config.text_encoder, weights=self.config.text_weights))
-        assert self._text is not None
-        todo = sorted({t for t in texts if t not in self._text_cache})
-        if todo:
-            for text, vec in zip(todo, self._text.encode(todo), strict=True):
-                self._text_cache[text] = vec.float()
-        return torch.stack([self._text_cache[t] for t in texts]).to(self._device())
+        return self._encoders.embed_texts(texts, self._device())
 
     def _delta_scale(self) -> torch.Tensor:
         """(8,) units of the low-level head's outputs: action_scale metres for xyz, 1 for quaternion and gripper."""
