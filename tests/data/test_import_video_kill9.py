@@ -1,9 +1,12 @@
 """`robo4d data import-video` killed with SIGKILL mid-write: nothing (or the old dataset, with --overwrite) or the
-finished dataset at `out`, readable; the same command run again finishes with the same frames."""
+finished dataset at `out`, readable; the same command run again finishes with the same frames, and no scratch
+folder is left beside `out` (a kill after publishing leaves one; the next run on `out` sweeps it)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,10 @@ from video_fixtures import moving_texture, write_mp4
 
 import killpoints
 from robo4d import types
+from robo4d.data.errors import DatasetError
+from robo4d.data.import_video import plan_import
 from robo4d.data.reader import Dataset
+from robo4d.data.writer import sweep_stale
 
 EGO, K = types.image_key(types.CAM_EGO), types.intrinsics_key(types.CAM_EGO)
 
@@ -71,9 +77,13 @@ def check(videos: Path, reference: tuple[list, list[str]], kill_at: int, tmp_pat
             assert not out.exists()
         killpoints.run("import_video", 0, run_args)
         assert same(contents(out), expected)
-        assert not (tmp_path / "mine.import-work").exists()
+    else:  # killed after publishing: the next import to `out` sweeps what the dead run left behind
+        with pytest.raises(DatasetError, match="already exists"):
+            plan_import([videos], out=out, task="stir the pot")
+        sweep_stale(out)  # what any writer of `out` runs first
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "mine"]
-    assert all(".partial-" in n or n.endswith(".import-work") for n in leftovers), leftovers
+    assert leftovers == [], leftovers
+    assert same(contents(out), expected)
     shutil.rmtree(tmp_path)
 
 
@@ -89,6 +99,32 @@ def test_import_killed_leaves_nothing_or_everything(videos, reference, seed: int
 def test_import_overwrite_killed_mid_episodes_leaves_the_old_dataset(videos, reference, old, tmp_path) -> None:
     second = [i for i, e in enumerate(reference[1], 1) if e == "DatasetWriter.add_episode"][1]
     check(videos, reference, second, tmp_path, old)
+
+
+def test_import_killed_right_after_publishing_leaves_nothing_behind(videos, reference, tmp_path) -> None:
+    """The kill lands between publishing and removing the work folder: the dataset is whole, and the next
+    import to the same path removes the folder the dead run left."""
+    events = reference[1]
+    cleanup = next(i for i, e in enumerate(events, 1) if e == "shutil.rmtree" and i > events.index("os.rename") + 1)
+    check(videos, reference, cleanup, tmp_path, None)
+
+
+def test_scratch_of_dead_writers_is_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    dead = _dead_pid()
+    stale = [tmp_path / f"mine{suffix}{dead}" for suffix in (".partial-", ".edit-", ".old-")]
+    live = tmp_path / f"mine.partial-{os.getpid()}"
+    for path in (*stale, live, tmp_path / "mine.partial-x", tmp_path / f"other.edit-{dead}"):
+        path.mkdir()
+    assert sorted(sweep_stale(out)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["mine.partial-x", live.name, f"other.edit-{dead}"])
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 @pytest.mark.slow

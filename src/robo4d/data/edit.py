@@ -30,7 +30,7 @@ from robo4d.data.errors import DatasetError
 from robo4d.data.features import Feature, features_to_info
 from robo4d.data.reader import Dataset
 from robo4d.data.stats import Stats, aggregate, episode_stats, stats_column, stats_to_json
-from robo4d.data.writer import DEFAULT_FEATURES, parquet_schema, publish, stored_values_for_stats
+from robo4d.data.writer import DEFAULT_FEATURES, parquet_schema, publish, stored_values_for_stats, sweep_stale
 
 Compute = Callable[[int], dict[str, np.ndarray]]
 
@@ -62,6 +62,7 @@ def add_features(
     target = Path(out) if out is not None else root
     if out is not None and target.exists():
         raise DatasetError(f"{target}: output already exists")
+    sweep_stale(target)
     work = target.parent / f"{target.name}.edit-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)

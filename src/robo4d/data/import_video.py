@@ -38,6 +38,7 @@ import numpy as np
 
 from robo4d import types
 from robo4d.data.errors import DatasetError
+from robo4d.data.writer import sweep_stale
 
 CAMERA = types.CAM_EGO
 DEFAULT_FOV_DEG = 60.0  # horizontal field of view assumed without --intrinsics: a typical phone or webcam lens
@@ -144,6 +145,7 @@ def plan_import(
     overwrite: bool = False,
 ) -> ImportPlan:
     """Check everything that can be checked without decoding; see the module docstring."""
+    sweep_finished_work(out)
     if out.exists() and not overwrite:
         raise DatasetError(f"--out {out}: already exists; pass --overwrite to replace it")
     given = parse_intrinsics(intrinsics) if intrinsics is not None else None
@@ -424,7 +426,7 @@ def run_import(plan: ImportPlan) -> Path:
     from robo4d.data.writer import DatasetWriter
 
     work = prepare_work_dir(plan)
-    _remove_stale_partials(plan.out)
+    sweep_stale(plan.out)
     h, w = plan.size
     features = {
         types.image_key(CAMERA): Feature(dtype="video", shape=(h, w, 3), names=("height", "width", "channels")),
@@ -452,24 +454,6 @@ def run_import(plan: ImportPlan) -> Path:
     return root
 
 
-def _remove_stale_partials(out: Path) -> None:
-    """A killed run leaves the writer's `<out>.partial-<pid>/`; drop those whose process is gone."""
-    for partial in out.parent.glob(f"{out.name}.partial-*"):
-        pid = partial.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _meta(plan: ImportPlan, episodes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "camera": CAMERA,
@@ -484,7 +468,27 @@ def _meta(plan: ImportPlan, episodes: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "fov_deg": plan.fov_deg,
         "episodes": episodes,
+        "plan": plan.record(),  # recognises this import's work folder if a kill leaves it behind
     }
+
+
+def sweep_finished_work(out: Path) -> bool:
+    """A run killed between publishing and removing its work folder leaves `<out>.import-work/` beside the
+    dataset it built. That folder is recognised by its plan, which the dataset records, and removed."""
+    from robo4d.data.reader import Dataset
+
+    work = out.parent / (out.name + WORK_SUFFIX)
+    plan_file = work / _PLAN_FILE
+    if not plan_file.is_file() or not (out / types.INFO_JSON).is_file():
+        return False
+    try:
+        built_from = Dataset(out).robo4d_meta.get(META_FIELD, {}).get("plan")
+    except DatasetError:  # unfinished or unreadable: the work folder may be needed to resume
+        return False
+    if built_from is None or built_from != json.loads(plan_file.read_text()):
+        return False
+    shutil.rmtree(work)
+    return True
 
 
 def describe_plan(plan: ImportPlan) -> str:

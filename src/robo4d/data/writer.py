@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -134,6 +135,33 @@ def publish(tmp: Path, root: Path, *, overwrite: bool) -> None:
         shutil.rmtree(old)
 
 
+STALE_SUFFIXES = (".partial-", ".edit-", ".old-")  # + pid: a writer's, an edit's, a non-atomic replace's
+
+
+def sweep_stale(root: Path) -> list[Path]:
+    """Remove the scratch siblings of `root` (`<root>.partial-<pid>`, `.edit-<pid>`, `.old-<pid>`) whose
+    process is gone: a run killed before publishing leaves an unfinished copy, one killed after the swap the
+    replaced old dataset. Either way the dataset at `root` is whole and the sibling is garbage. Returns them."""
+    gone = []
+    for suffix in STALE_SUFFIXES:
+        for path in root.parent.glob(f"{glob.escape(root.name)}{suffix}*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                gone.append(path)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class DatasetWriter:
     """Append episodes, then `finalize()`. See the module docstring for the crash-safety contract."""
 
@@ -156,6 +184,7 @@ class DatasetWriter:
         interval; random access decodes at most this many extra frames.
         File-size limits are in MiB; a file is closed once it reaches its limit."""
         self.root = Path(root)
+        sweep_stale(self.root)
         if self.root.exists() and not overwrite:
             raise DatasetError(f"{self.root}: already exists; pass overwrite=True to replace it")
         if not isinstance(fps, int) or fps <= 0:
