@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from robo4d.train.weight_map import (
+    DROP,
     INIT,
     LOAD,
     WeightMap,
@@ -76,3 +77,22 @@ def test_optional_init_rules_may_match_nothing() -> None:
     assert resolve(wm, [*NAMES[:4], "normalizer.mean"])["normalizer.mean"] == INIT
     with pytest.raises(ValueError, match="only 'init' rules may be optional"):
         WeightRule(pattern="x.*", action=LOAD, optional=True)
+
+
+def test_drop_rules_name_checkpoint_tensors_the_policy_lacks() -> None:
+    target = _state({"trunk.w": (2,), "head.w": (1,)}, 0.0)
+    source = _state({"trunk.w": (2,), "decoder.w": (3,), "decoder.b": (3,)}, 1.0)
+    rules = (WeightRule(pattern="trunk.*", action=LOAD), WeightRule(pattern="head.*", action=INIT))
+    drop = WeightRule(pattern="decoder.*", action=DROP)
+    out = apply_weight_map(target, source, WeightMap(rules=(*rules, drop)), source_name="s")
+    assert set(out) == {"trunk.w", "head.w"} and out["trunk.w"].eq(1).all() and out["head.w"].eq(0).all()
+    with pytest.raises(WeightMapError, match=r"not in the policy.*decoder\.b, decoder\.w"):
+        apply_weight_map(target, source, WeightMap(rules=rules), source_name="s")
+    # A drop rule must drop something, and never a tensor the new policy has.
+    idle = WeightRule(pattern="encoder.*", action=DROP)
+    with pytest.raises(
+        WeightMapError, match=r"'drop' rule\(s\) matching no tensor of the checkpoint: \['encoder\.\*'\]"
+    ):
+        apply_weight_map(target, source, WeightMap(rules=(*rules, drop, idle)), source_name="s")
+    with pytest.raises(WeightMapError, match=r"head\.w \(a 'drop' rule, head\.\*, matches a tensor the policy has\)"):
+        resolve(WeightMap(rules=(rules[0], WeightRule(pattern="head.*", action=DROP))), ["trunk.w", "head.w"])

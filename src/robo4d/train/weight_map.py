@@ -2,10 +2,11 @@
 
 A map is a tuple of rules, each a glob pattern over state-dict names (`fnmatch`, e.g. "trunk.*") and an
 action: "load" copies the tensor from the source checkpoint, "init" keeps the freshly built value (random
-init, or normalisation stats just set from the new dataset). Every saved tensor of the new policy must match
-exactly one rule and every rule must match something, so a renamed module can never be silently skipped;
-only an "init" rule marked `optional` may match nothing (a module that exists for some data only, e.g. a
-joint-space normaliser).
+init, or normalisation stats just set from the new dataset), "drop" names checkpoint tensors the new policy
+does not have (e.g. a decoder the next stage leaves out). Every saved tensor of the new policy must match
+exactly one load/init rule, every rule must match something (a drop rule: a checkpoint tensor the policy
+lacks), so a renamed module can never be silently skipped; only an "init" rule marked `optional` may match
+nothing (a module that exists for some data only, e.g. a joint-space normaliser).
 Loading is strict: missing source tensors and shape mismatches are errors listing every offending name.
 """
 
@@ -18,7 +19,8 @@ import torch
 
 LOAD = "load"
 INIT = "init"
-_ACTIONS = (LOAD, INIT)
+DROP = "drop"
+_ACTIONS = (LOAD, INIT, DROP)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +28,7 @@ class WeightRule:
     """One line of a weight map."""
 
     pattern: str  # fnmatch glob over state-dict names, e.g. "trunk.*" or "*" (everything)
-    action: str  # "load" (copy from the source checkpoint) or "init" (keep the freshly built value)
+    action: str  # "load" (copy from the checkpoint), "init" (keep the freshly built value), "drop" (see above)
     optional: bool = False  # "init" only: the rule may match no tensor (a module some policies lack)
 
     def __post_init__(self) -> None:
@@ -81,8 +83,13 @@ def resolve(weight_map: WeightMap, names: list[str]) -> dict[str, str]:
     actions: dict[str, str] = {}
     uncovered, ambiguous = [], []
     used = set()
+    drops = [r.pattern for r in weight_map.rules if r.action == DROP]
+    kept = [r for r in weight_map.rules if r.action != DROP]
     for name in names:
-        hits = [r for r in weight_map.rules if fnmatch.fnmatchcase(name, r.pattern)]
+        dropped = [p for p in drops if fnmatch.fnmatchcase(name, p)]
+        if dropped:
+            ambiguous.append(f"{name} (a 'drop' rule, {' | '.join(dropped)}, matches a tensor the policy has)")
+        hits = [r for r in kept if fnmatch.fnmatchcase(name, r.pattern)]
         used.update(r.pattern for r in hits)
         if not hits:
             uncovered.append(name)
@@ -95,7 +102,7 @@ def resolve(weight_map: WeightMap, names: list[str]) -> dict[str, str]:
         problems.append(f"not covered by any rule: {_list(uncovered)}")
     if ambiguous:
         problems.append(f"covered by more than one rule: {_list(ambiguous)}")
-    unused = [r.pattern for r in weight_map.rules if r.pattern not in used and not r.optional]
+    unused = [r.pattern for r in kept if r.pattern not in used and not r.optional]
     if unused:
         problems.append(f"rule(s) matching no tensor: {unused}")
     if problems:
@@ -107,8 +114,9 @@ def apply_weight_map(
     target: dict[str, torch.Tensor], source: dict[str, torch.Tensor], weight_map: WeightMap, *, source_name: str
 ) -> dict[str, torch.Tensor]:
     """The state to load into the new policy: `target` (its freshly built saved tensors) with the "load"
-    entries replaced by `source` tensors. Source tensors with no counterpart are an error unless an
-    "init" rule names them (the map then says explicitly that they are dropped)."""
+    entries replaced by `source` tensors. Source tensors with no counterpart are an error unless a "drop" (or
+    an "init") rule names them: the map then says explicitly that they are left behind. A "drop" rule that
+    matches no checkpoint tensor is an error too."""
     actions = resolve(weight_map, sorted(target))
     missing = sorted(n for n, a in actions.items() if a == LOAD and n not in source)
     mismatched = sorted(
@@ -118,9 +126,14 @@ def apply_weight_map(
     )
     dropped = [n for n in source if n not in target]
     unexpected = sorted(
-        n for n in dropped if not any(fnmatch.fnmatchcase(n, r.pattern) and r.action == INIT for r in weight_map.rules)
+        n
+        for n in dropped
+        if not any(fnmatch.fnmatchcase(n, r.pattern) and r.action in (INIT, DROP) for r in weight_map.rules)
     )
     problems = []
+    idle = [r.pattern for r in weight_map.rules if r.action == DROP and not fnmatch.filter(dropped, r.pattern)]
+    if idle:
+        problems.append(f"'drop' rule(s) matching no tensor of the checkpoint: {idle}")
     if missing:
         problems.append(f"missing from the checkpoint: {_list(missing)}")
     if mismatched:

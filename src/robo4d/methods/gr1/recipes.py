@@ -24,7 +24,7 @@ from robo4d.methods.gr1.policy import ACTION_MODULES, SHARED_MODULES, SLOT_MODUL
 from robo4d.train.optim import OptimConfig
 from robo4d.train.recipes import Recipe, RecipeInputs, register_recipe
 from robo4d.train.stage import StageConfig
-from robo4d.train.weight_map import INIT, LOAD, WeightMap, WeightRule
+from robo4d.train.weight_map import DROP, INIT, LOAD, WeightMap, WeightRule
 
 METHOD = "gr1"
 DEFAULT_PRESET = "gr1-tiny"
@@ -43,10 +43,9 @@ def transfer_map(video_loss: bool) -> WeightMap:
     if video_loss:
         rules += [WeightRule(pattern="model.decoder.*", action=LOAD)]
         rules += [WeightRule(pattern="model.action_*", action=INIT)]
-    else:
-        # The trainer's maps need every rule to match a tensor of the new policy; this one matches the new
-        # action_queries/action_head and also names the pre-trained decoder and OBS queries as dropped.
-        rules += [WeightRule(pattern="model.[ado]*", action=INIT)]
+    else:  # the pre-trained frame decoder and OBS queries stay behind
+        rules += [WeightRule(pattern="model.action_*", action=INIT)]
+        rules += [WeightRule(pattern=p, action=DROP) for p in ("model.decoder.*", "model.obs_*")]
     return WeightMap(rules=tuple(rules))
 
 
