@@ -73,6 +73,9 @@ def test_recipe_is_registered() -> None:
     entry = recipe("igor")
     names = [s.name for s in entry.stages(RecipeInputs(robot=("r",), human=("h",)), name="igor")]
     assert entry.method == "igor" and entry.policy_stage == "control"
+    assert entry.needs == ("human", "robot")  # the bench feeds human video only to recipes that need it
+    with pytest.raises(ValueError, match="recipe 'igor' needs --human"):
+        entry.stages(RecipeInputs(robot=("r",)), name="igor")
     assert names == ["lam", "foundation", "control", "world"]
 
 

@@ -62,7 +62,7 @@ register_recipe(
         method=METHOD,
         description="IGOR: latent action model on human + robot video -> foundation policy -> low-level policy; "
         "world model",
-        needs=("robot",),
+        needs=("human", "robot"),  # human video is what IGOR pre-trains on; an experiment must feed it
         default_preset=DEFAULT_PRESET,
         policy_stage="control",
         build=_igor,
