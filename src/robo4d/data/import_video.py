@@ -38,7 +38,6 @@ import numpy as np
 
 from robo4d import types
 from robo4d.data.errors import DatasetError
-from robo4d.data.writer import sweep_stale
 
 CAMERA = types.CAM_EGO
 DEFAULT_FOV_DEG = 60.0  # horizontal field of view assumed without --intrinsics: a typical phone or webcam lens
@@ -145,6 +144,9 @@ def plan_import(
     overwrite: bool = False,
 ) -> ImportPlan:
     """Check everything that can be checked without decoding; see the module docstring."""
+    from robo4d.data.writer import sweep_stale
+
+    sweep_stale(out)
     sweep_finished_work(out)
     if out.exists() and not overwrite:
         raise DatasetError(f"--out {out}: already exists; pass --overwrite to replace it")
@@ -426,7 +428,6 @@ def run_import(plan: ImportPlan) -> Path:
     from robo4d.data.writer import DatasetWriter
 
     work = prepare_work_dir(plan)
-    sweep_stale(plan.out)
     h, w = plan.size
     features = {
         types.image_key(CAMERA): Feature(dtype="video", shape=(h, w, 3), names=("height", "width", "channels")),
