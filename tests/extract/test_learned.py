@@ -75,6 +75,28 @@ def test_long_clip_windows_continue_from_settled_estimates():
     assert visible.shape == (11, 9) and visible.dtype == bool
 
 
+def test_long_clip_reuses_overlap_correlations_exactly():
+    """track_resized correlates only each window's new frames; the result is the plain window-by-window run."""
+    net = _net()
+    frames = torch.from_numpy(translating_clip(11, 32, (0.7, -0.3)))
+    queries = torch.from_numpy(grid_queries(32, 32, 3))
+    uv, logits = LearnedTracker(net).track_resized(frames, queries)
+    with torch.no_grad():
+        fmaps = net.features(frames)
+        qfeat = net.query_features(fmaps[:1], queries[None])
+        ref_uv, ref_logits, done = queries[None].repeat(11, 1, 1), torch.zeros(11, 9), 1
+        for start in window_starts(11, TINY.window, TINY.overlap):
+            stop = start + TINY.window
+            init = ref_uv[start:stop].clone()
+            init[done - start :] = ref_uv[done - 1]
+            anchored = torch.arange(start, stop) < done
+            steps, lg = net.refine(net.correlation_pyramid(fmaps[None, start:stop], qfeat), init[None], anchored[None])
+            ref_uv[start:stop] = torch.where(anchored[:, None, None], ref_uv[start:stop], steps[-1][0])
+            ref_logits[start:stop] = torch.where(anchored[:, None], ref_logits[start:stop], lg[0])
+            done = stop
+    assert torch.allclose(uv, ref_uv, atol=1e-5) and torch.allclose(logits[1:], ref_logits[1:], atol=1e-5)
+
+
 def test_visibility_follows_the_threshold_and_the_image_border():
     net = _net()
     frames = translating_clip(6, 32, (0.5, 0.0))

@@ -80,6 +80,26 @@ def test_train_resumes_and_exports_weights_with_provenance(trained):
     assert metrics[-1]["step"] == 3 and np.isfinite(metrics[-1]["loss"]) and "epe_px" in metrics[-1]["metrics"]
 
 
+def test_train_fine_tunes_from_a_checkpoint(trained, tmp_path, capsys):
+    import safetensors.torch
+
+    from robo4d.recipes.tracker_commands import Train
+
+    source = trained / "tracker"
+    clips = trained.parent / "clips"
+    Train(data=clips, out=tmp_path / "ft", steps=1, batch_size=2, points=8, lr=1e-9, num_workers=0,
+          init_from=source, progress=False).run()  # fmt: skip
+    before = safetensors.torch.load_file(str(trained / "weights" / WEIGHTS_FILE))
+    after = safetensors.torch.load_file(str(tmp_path / "ft" / "weights" / WEIGHTS_FILE))
+    assert before.keys() == after.keys()
+    assert all(np.allclose(before[k].numpy(), after[k].numpy(), atol=1e-6) for k in before)  # started from source
+    assert read_card(tmp_path / "ft" / "weights")["training"]["stage"]["init_from"] == str(source.resolve())
+    with pytest.raises(SystemExit) as e:
+        Train(data=clips, out=tmp_path / "bad", init_from=tmp_path / "missing").run()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--init-from" in err and "missing does not exist" in err
+
+
 def test_eval_reports_tapvid_metrics(human_root, trained, capsys):
     from robo4d.recipes.tracker_commands import Eval
 

@@ -147,14 +147,26 @@ class LearnedTracker:
         qfeat = net.query_features(fmaps[:1], queries[None])  # (1, N, C)
         uv = queries[None].repeat(t_len, 1, 1)  # (T, N, 2)
         logits = torch.zeros(t_len, n)
-        done = 1  # frames [0, done) hold settled estimates
+        levels = net.feature_levels(fmaps)  # per level (T, C, h_l, w_l)
+        volumes: list[torch.Tensor] = []  # per level (S, N, h_l, w_l): the previous window's correlations
+        done, prev = 1, (0, 0)  # frames [0, done) hold settled estimates; prev: the last window's frame range
         for start in window_starts(t_len, c.window, c.overlap):
             stop = min(start + c.window, t_len)
             init = uv[start:stop].clone()
             init[done - start :] = uv[done - 1]  # new frames start where the track was last seen settled
             anchored = torch.arange(start, stop) < done
-            pyramid = net.correlation_pyramid(fmaps[None, start:stop], qfeat)
-            steps, window_logits = net.refine(pyramid, init[None], anchored[None])
+            # Frames shared with the previous window keep their correlation volumes; only new frames are correlated.
+            reuse = max(0, min(prev[1], stop) - start) if prev[1] > start >= prev[0] else 0
+            pyramid = []
+            for lvl, feats in enumerate(levels):
+                volume = feats.new_empty(stop - start, n, *feats.shape[-2:])
+                if reuse:
+                    volume[:reuse] = volumes[lvl][start - prev[0] : start - prev[0] + reuse]
+                net.correlate(feats[start + reuse : stop], qfeat[0], out=volume[reuse:])
+                pyramid.append(volume)
+            volumes, prev = pyramid, (start, stop)
+            steps, window_logits = net.refine([v.view(-1, 1, *v.shape[-2:]) for v in pyramid], init[None],
+                                              anchored[None])  # fmt: skip
             uv[start:stop] = torch.where(anchored[:, None, None], uv[start:stop], steps[-1][0])
             logits[start:stop] = torch.where(anchored[:, None], logits[start:stop], window_logits[0])
             done = stop

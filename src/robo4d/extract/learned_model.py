@@ -159,21 +159,34 @@ class TrackerNet(nn.Module):
         grid = _to_grid(queries / STRIDE - 0.5, fmap.shape[-2:])[:, :, None]  # (B, N, 1, 2)
         return F.grid_sample(fmap, grid, align_corners=True).squeeze(-1).transpose(1, 2)
 
+    def feature_levels(self, fmaps: torch.Tensor) -> list[torch.Tensor]:
+        """(F, C, h, w) -> per pyramid level (F, C, h_l, w_l): the features average-pooled 2^l times."""
+        levels = [fmaps]
+        for _ in range(1, self.config.levels):
+            levels.append(F.avg_pool2d(levels[-1], 2, ceil_mode=True))
+        return levels
+
+    @staticmethod
+    def correlate(feats: torch.Tensor, qfeat: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """feats (F, C, h, w), qfeat (N, C) or per frame (F, N, C) -> (F, N, h, w) scaled dot products, written
+        frame-major (into `out` when given), so the volume is never transposed."""
+        f, c, h, w = feats.shape
+        q = qfeat / c**0.5
+        q = q.expand(f, -1, -1) if q.dim() == 2 else q  # (F, N, C)
+        if out is None:
+            return torch.bmm(q, feats.reshape(f, c, h * w)).reshape(f, -1, h, w)
+        torch.bmm(q, feats.reshape(f, c, h * w), out=out.view(f, -1, h * w))
+        return out
+
     def correlation_pyramid(self, fmaps: torch.Tensor, qfeat: torch.Tensor) -> list[torch.Tensor]:
         """fmaps (B, S, C, h, w), qfeat (B, N, C) -> per level (B*S*N, 1, h_l, w_l) correlations.
 
         Level l correlates with features average-pooled 2^l times: the same values as pooling the level-0
         volume (both are linear), for a fraction of the memory traffic."""
-        b, s, c, h, w = fmaps.shape
-        pyramid = []
-        level = fmaps.reshape(b * s, c, h, w)
-        for lvl in range(self.config.levels):
-            if lvl:
-                level = F.avg_pool2d(level, 2, ceil_mode=True)
-            lh, lw = level.shape[-2:]
-            corr = torch.bmm(qfeat / c**0.5, level.reshape(b, s, c, lh * lw).transpose(1, 2).reshape(b, c, s * lh * lw))
-            pyramid.append(corr.reshape(b, -1, s, lh, lw).transpose(1, 2).reshape(-1, 1, lh, lw))  # (B*S*N, 1, .)
-        return pyramid
+        b, s = fmaps.shape[:2]
+        per_frame = qfeat[:, None].expand(b, s, *qfeat.shape[1:]).flatten(0, 1)  # (B*S, N, C)
+        levels = self.feature_levels(fmaps.flatten(0, 1))  # (B*S, C, h_l, w_l)
+        return [self.correlate(feats, per_frame).reshape(-1, 1, *feats.shape[-2:]) for feats in levels]
 
     def sample_correlations(self, pyramid: list[torch.Tensor], uv: torch.Tensor) -> torch.Tensor:
         """uv (B, S, N, 2) pixels -> (B, S, N, levels * K) correlations around each estimate."""

@@ -192,6 +192,7 @@ class TrainSettings:
     points: int = 256
     num_workers: int = 1
     seed: int = 0
+    init_from: Path | None = None  # a tracker checkpoint (or run's stage dir) to fine-tune from; None: from scratch
 
 
 def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Path:
@@ -200,13 +201,16 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
     from robo4d.train.optim import OptimConfig
     from robo4d.train.stage import StageConfig
     from robo4d.train.trainer import run_stage
+    from robo4d.train.weight_map import load_all
 
     config = TrackerTrainConfig(points=settings.points)
+    init_from = None if settings.init_from is None else str(Path(settings.init_from).resolve())
     stage = StageConfig(
         name="tracker", method=METHOD, policy=config, datasets=(str(settings.data),), steps=settings.steps,
         batch_size=settings.batch_size, optim=OptimConfig(lr=settings.lr, warmup_fraction=0.05, grad_clip=1.0),
         val_fraction=0.05, eval_every=max(1, settings.steps // 10), val_batches=4, log_every=20,
         save_every=max(1, settings.steps // 20), num_workers=settings.num_workers, seed=settings.seed,
+        init_from=init_from, weight_map=None if init_from is None else load_all(),
     )  # fmt: skip
     result = run_stage(stage, settings.out, resume=resume, progress=progress, backend=clip_backend(config))
     return export(result.checkpoint, settings.out / "weights", data=settings.data)

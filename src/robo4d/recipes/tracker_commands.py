@@ -61,6 +61,7 @@ class Train:
     lr: float = 5e-4  # peak learning rate
     num_workers: int = 1  # DataLoader worker processes
     seed: int = 0
+    init_from: Path | None = None  # fine-tune from this tracker checkpoint (a step_* folder or a run's stage dir)
     resume: bool = False  # continue an interrupted run from its last checkpoint
     progress: bool = True
 
@@ -69,6 +70,8 @@ class Train:
             _fail(f"train: --data {self.data} holds no clip_*.npz (run `robo4d tracker data`)")
         if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0:
             _fail("train: --steps, --batch-size, --points must be >= 1 and --lr > 0")
+        if self.init_from is not None and not self.init_from.exists():
+            _fail(f"train: --init-from {self.init_from} does not exist (give a tracker checkpoint's step_* folder)")
         from robo4d.recipes.tracker import TrainSettings, train
 
         settings = TrainSettings(
@@ -80,6 +83,7 @@ class Train:
             points=self.points,
             num_workers=self.num_workers,
             seed=self.seed,
+            init_from=self.init_from,
         )
         print(train(settings, resume=self.resume, progress=self.progress))
 
