@@ -3,6 +3,7 @@
     python benchmarks/extract.py                      # generates default-preset human videos at 128 and 256 px
     python benchmarks/extract.py --dataset D [D ...]  # or scores existing datasets with ground truth
     python benchmarks/extract.py --dataset D --real ../shared/data/real/apple.mp4   # + a real clip (no truth)
+    python benchmarks/extract.py ... --weights new=RUN/weights --only fb_on learned new   # other weights too
 
 Trackers: LK with its forward-backward check on ("fb_on") and off ("fb_off"), and the learned tracker with
 its shipped weights ("learned"; "learned_3iters" with one refinement iteration fewer). Per dataset and
@@ -167,7 +168,27 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=1, help="generated episodes per default-preset task")
     parser.add_argument("--max-episodes", type=int, default=8)
     parser.add_argument("--real", type=Path, nargs="*", default=[], help="real clips without ground truth")
+    parser.add_argument(
+        "--weights",
+        nargs="*",
+        default=[],
+        metavar="NAME=DIR",
+        help="also score the learned tracker with these weights folders (e.g. a new training run's)",
+    )
+    parser.add_argument("--only", nargs="*", default=None, help="score only these settings (default: all)")
     args = parser.parse_args()
+    for item in args.weights:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "learned_tracker.safetensors").is_file():
+            parser.error(f"--weights {item!r}: expected NAME=DIR with DIR holding learned_tracker.safetensors")
+        SETTINGS[name] = LearnedConfig(weights=Path(folder))
+    if args.only is not None:
+        unknown = sorted(set(args.only) - set(SETTINGS))
+        if unknown:
+            parser.error(f"--only {unknown}: unknown settings; known: {sorted(SETTINGS)}")
+        for name in list(SETTINGS):
+            if name not in args.only:
+                del SETTINGS[name]
 
     import cv2
     import torch

@@ -180,3 +180,34 @@ def test_shipped_weights_load_strictly_and_say_how_they_were_made():
     tracker = LearnedConfig().build()
     uv, visible = tracker.track(translating_clip(5, 32, (1.0, 0.0)), grid_queries(32, 32, 4))
     assert uv.shape == (5, 16, 2) and visible.shape == (5, 16)
+
+
+def test_camera_pan_moves_pixels_and_tracks_together():
+    """The pan augmentation warps frames and ground truth by the same map (continuous pixel convention)."""
+    import cv2
+
+    from robo4d.recipes.tracker import TARGET, VISIBLE, TrackerTrainConfig, _warp, make_window, pan_warps
+
+    rng = np.random.RandomState(3)
+    image = cv2.GaussianBlur(rng.randint(0, 255, (64, 80, 3)).astype(np.uint8), (0, 0), 2.0)
+    warps = pan_warps(12, 64, 80, 2.0, rng)
+    assert np.allclose(warps[0], [[1, 0, 0], [0, 1, 0]])
+    uv = grid_queries(64, 80, 5)  # (25, 2) continuous pixels
+    for t in (3, 11):
+        moved = uv @ warps[t, :, :2].T + warps[t, :, 2]
+        keep = (moved > 12).all(1) & (moved[:, 0] < 68) & (moved[:, 1] < 52)
+        warped = _warp(image, warps[t]).astype(np.float32)
+        for (x, y), (x2, y2) in zip(uv[keep], moved[keep], strict=True):
+            a = cv2.getRectSubPix(image.astype(np.float32), (3, 3), (float(x - 0.5), float(y - 0.5)))
+            b = cv2.getRectSubPix(warped, (3, 3), (float(x2 - 0.5), float(y2 - 0.5)))
+            assert np.abs(a - b).mean() < 4.0  # uint8 levels: interpolation only
+    frames = np.repeat(image[None], 12, 0)
+    tracks = np.repeat(uv[None], 12, 0).astype(np.float32)
+    config = TrackerTrainConfig(net=TINY, points=25, pan_prob=1.0, pan_speed_px=6.0, first_window_prob=1.0)
+    window = make_window(frames, tracks, np.ones((12, 25), bool), config, 4, np.random.RandomState(0))
+    target, visible = window[TARGET].numpy(), window[VISIBLE].numpy()
+    assert not np.allclose(target[-1], target[0])  # the camera moved
+    inside = (target[..., 0] >= 0) & (target[..., 0] <= 80) & (target[..., 1] >= 0) & (target[..., 1] <= 64)
+    assert np.array_equal(visible, inside)
+    with pytest.raises(ValueError, match="pan_prob"):
+        TrackerTrainConfig(pan_prob=1.5)

@@ -49,10 +49,16 @@ class TrackerTrainConfig:
     windows_per_clip: int = 8  # training windows drawn per clip and epoch (random start and points each time)
     anchor_noise_px: float = 1.0  # std of the noise on anchored estimates, pixels
     first_window_prob: float = 0.3  # share of windows cut at s = 0 (the clip's first window)
+    # Camera pan: the world's head camera shakes about a fixed view, so its clips never drift far; real
+    # hand-held video pans. A share of windows is warped by a smooth random similarity over clip time.
+    pan_prob: float = 0.0  # share of windows warped (0: off, as the first shipped weights were trained)
+    pan_speed_px: float = 1.5  # std of the pan velocity per axis, pixels per frame at the clip's size
 
     def __post_init__(self) -> None:
-        if self.points < 1 or self.windows_per_clip < 1 or self.anchor_noise_px < 0:
+        if self.points < 1 or self.windows_per_clip < 1 or self.anchor_noise_px < 0 or self.pan_speed_px < 0:
             raise ValueError(f"TrackerTrainConfig has out-of-range values: {self}")
+        if not 0 <= self.pan_prob <= 1:
+            raise ValueError(f"TrackerTrainConfig.pan_prob must be in [0, 1], got {self.pan_prob}")
         if not 0 <= self.first_window_prob <= 1:
             raise ValueError(f"TrackerTrainConfig.first_window_prob must be in [0, 1], got {self.first_window_prob}")
 
@@ -104,6 +110,12 @@ def make_window(
     motion = uv - uv[:1]  # (T, N, 2)
     residual = np.abs(motion - np.median(motion[:, candidates], axis=1, keepdims=True)).max(-1)  # (T, N)
     moving = candidates[(np.where(valid_all, residual, 0)[:, candidates] > 2).any(0)]
+    warps = None
+    if config.pan_prob and rng.random() < config.pan_prob:
+        warps = pan_warps(t_len, height, width, config.pan_speed_px, rng)  # (T, 2, 3), identity at t = 0
+        uv = np.where(valid_all[..., None], np.einsum("tij,tnj->tni", warps[:, :, :2], uv) + warps[:, None, :, 2], uv)
+        inside = (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
+        visible = visible & inside
     half = min(len(moving), config.points // 2)
     chosen = rng.choice(moving, half, replace=False) if half else np.zeros(0, int)
     rest = np.setdiff1d(candidates, chosen)
@@ -118,13 +130,42 @@ def make_window(
         anchored[:k] = True
         noisy = target[:k] + rng.normal(0, config.anchor_noise_px, target[:k].shape).astype(np.float32)
         init[:k], init[k:] = noisy, noisy[k - 1]
+    window_frames = frames[sl]
+    if warps is not None:
+        window_frames = np.stack([_warp(f, w) for f, w in zip(window_frames, warps[sl], strict=True)])
     window = {
-        FRAMES: frames[sl], QUERY_FRAME: frames[0], QUERIES: uv[0, chosen].astype(np.float32), INIT: init,
+        FRAMES: window_frames, QUERY_FRAME: frames[0], QUERIES: uv[0, chosen].astype(np.float32), INIT: init,
         ANCHORED: anchored, TARGET: target, VISIBLE: visible[sl, chosen], VALID: valid_all[sl, chosen],
     }  # fmt: skip
     if rng.random() < 0.5:  # mirror: the world's scenes are not left-right symmetric, real ones are either way
         window = _flip(window, width)
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in window.items()}
+
+
+def pan_warps(t_len: int, height: int, width: int, speed: float, rng: Any) -> np.ndarray:
+    """(T, 2, 3) affine maps, clip frame 0's pixels -> frame t's: a similarity about the image centre whose
+    translation has a random velocity (std `speed` px/frame per axis) and acceleration, with slow rotation
+    (std 0.3 degrees/frame) and zoom (std 0.5%/frame). Identity at t = 0."""
+    t = np.arange(t_len, dtype=np.float64)
+    velocity, accel = rng.normal(0, speed, 2), rng.normal(0, speed / 20, 2)
+    shift = t[:, None] * velocity + 0.5 * t[:, None] ** 2 * accel  # (T, 2)
+    angle = np.deg2rad(rng.normal(0, 0.3)) * t
+    scale = (1 + rng.normal(0, 0.005)) ** t
+    cos, sin = scale * np.cos(angle), scale * np.sin(angle)
+    centre = np.array([width / 2, height / 2])
+    linear = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # (T, 2, 2)
+    offset = centre - np.einsum("tij,j->ti", linear, centre) + shift  # x' = L x + centre - L centre + shift
+    return np.concatenate([linear, offset[:, :, None]], -1).astype(np.float32)
+
+
+def _warp(frame: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine map in the continuous pixel convention (pixel centres at +0.5), mirrored borders."""
+    import cv2
+
+    centred = warp.astype(np.float64).copy()
+    centred[:, 2] += centred[:, :2].sum(1) * 0.5 - 0.5  # OpenCV's integer-centred pixel coordinates
+    h, w = frame.shape[:2]
+    return cv2.warpAffine(frame, centred, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
 def _flip(window: dict[str, np.ndarray], width: int) -> dict[str, np.ndarray]:
@@ -193,6 +234,7 @@ class TrainSettings:
     num_workers: int = 1
     seed: int = 0
     init_from: Path | None = None  # a tracker checkpoint (or run's stage dir) to fine-tune from; None: from scratch
+    pan_prob: float = 0.5  # share of training windows warped by a random camera pan (TrackerTrainConfig)
 
 
 def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Path:
@@ -203,7 +245,7 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
     from robo4d.train.trainer import run_stage
     from robo4d.train.weight_map import load_all
 
-    config = TrackerTrainConfig(points=settings.points)
+    config = TrackerTrainConfig(points=settings.points, pan_prob=settings.pan_prob)
     init_from = None if settings.init_from is None else str(Path(settings.init_from).resolve())
     stage = StageConfig(
         name="tracker", method=METHOD, policy=config, datasets=(str(settings.data),), steps=settings.steps,

@@ -61,6 +61,7 @@ class Train:
     lr: float = 5e-4  # peak learning rate
     num_workers: int = 1  # DataLoader worker processes
     seed: int = 0
+    pan_prob: float = 0.5  # share of training windows warped by a random camera pan (real video pans)
     init_from: Path | None = None  # fine-tune from this tracker checkpoint (a step_* folder or a run's stage dir)
     resume: bool = False  # continue an interrupted run from its last checkpoint
     progress: bool = True
@@ -68,8 +69,8 @@ class Train:
     def run(self) -> None:
         if not self.data.is_dir() or not any(self.data.glob("clip_*.npz")):
             _fail(f"train: --data {self.data} holds no clip_*.npz (run `robo4d tracker data`)")
-        if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0:
-            _fail("train: --steps, --batch-size, --points must be >= 1 and --lr > 0")
+        if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0 or not 0 <= self.pan_prob <= 1:
+            _fail("train: --steps, --batch-size, --points must be >= 1, --lr > 0 and --pan-prob in [0, 1]")
         if self.init_from is not None and not self.init_from.exists():
             _fail(f"train: --init-from {self.init_from} does not exist (give a tracker checkpoint's step_* folder)")
         from robo4d.recipes.tracker import TrainSettings, train
@@ -84,6 +85,7 @@ class Train:
             num_workers=self.num_workers,
             seed=self.seed,
             init_from=self.init_from,
+            pan_prob=self.pan_prob,
         )
         print(train(settings, resume=self.resume, progress=self.progress))
 
