@@ -1,5 +1,7 @@
 """The learned point tracker: network shapes, windowing, visibility, a tiny overfit, strict weight loading."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import safetensors.torch
@@ -211,3 +213,23 @@ def test_camera_pan_moves_pixels_and_tracks_together():
     assert np.array_equal(visible, inside)
     with pytest.raises(ValueError, match="pan_prob"):
         TrackerTrainConfig(pan_prob=1.5)
+
+
+def test_refinement_aligns_estimates_to_the_query_patches():
+    """With `refine`, a translating texture is tracked to sub-pixel accuracy even by an untrained network."""
+    import cv2
+
+    rng = np.random.RandomState(1)
+    base = cv2.GaussianBlur(rng.randint(0, 255, (48, 72, 3)).astype(np.uint8), (0, 0), 1.5)
+    shifts = np.stack([np.arange(10) * 0.4, np.arange(10) * 0.25], -1).astype(np.float32)  # (T, 2) px
+    frames = np.stack([cv2.warpAffine(base, np.float32([[1, 0, dx], [0, 1, dy]]), (72, 48),
+                                      borderMode=cv2.BORDER_REFLECT_101) for dx, dy in shifts])  # fmt: skip
+    queries = grid_queries(48, 72, 4) * np.float32([0.5, 0.5]) + np.float32([18, 12])  # away from the border
+    truth = queries[None] + shifts[:, None]
+    config = replace(TINY, short_side=48)
+    plain = LearnedTracker(_net(config)).track(frames, queries)[0]
+    refined = LearnedTracker(_net(config), refine_max_px=8.0).track(frames, queries)[0]
+    assert np.median(np.abs(refined - truth)) < 0.1 < np.median(np.abs(plain - truth))
+    assert np.array_equal(refined[0], queries)
+    with pytest.raises(ValueError, match="refine_max_px"):
+        LearnedConfig(refine=True, refine_max_px=0.0)

@@ -21,6 +21,7 @@ class Tracks:
     grid: int = 36  # GxG query grid on frame 0 (the world's ground-truth grid)
     tracker: Literal["lk", "learned"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade, or robo4d's learned one
     tracker_weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
+    tracker_refine: bool = False  # learned: align each estimate to its query patch (Lucas-Kanade, sub-pixel)
     fb_threshold: float | None = 1.0  # forward-backward round-trip tolerance in pixels (None: no check)
     depth: Literal["sensor", "model"] = "sensor"  # the dataset's stored depth, or Depth Anything V2
     depth_model_dir: Path | None = None  # local Depth Anything V2 checkpoint (for --depth model)
@@ -51,7 +52,7 @@ class Tracks:
         settings = runner.ExtractSettings(
             tracker=self.tracker,
             lk=LKConfig(fb_threshold=self.fb_threshold),
-            learned=LearnedConfig(weights=self.tracker_weights),
+            learned=LearnedConfig(weights=self.tracker_weights, refine=self.tracker_refine),
             lift=LiftConfig(grid=self.grid, format=self.format, world_frame=self.world_frame,
                             reseed_every=self.reseed_every, edge_threshold=self.edge_threshold),
             depth=self.depth,

@@ -34,12 +34,19 @@ class LearnedConfig:
     weights: Path | None = None  # directory with learned_tracker.{safetensors,json}; None: the shipped weights
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
     iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
+    # Sub-pixel refinement: each new frame's estimates are aligned to the query frame's patches by Lucas-Kanade
+    # started at the network's estimate (template = frame 0, so no error accumulates), before they seed the next
+    # window; a point LK moves further than `refine_max_px` (network pixels) keeps the network's estimate.
+    refine: bool = False
+    refine_max_px: float = 8.0
 
     def __post_init__(self) -> None:
         if not 0 < self.visibility_threshold < 1:
             raise ValueError(f"LearnedConfig.visibility_threshold must be in (0, 1), got {self.visibility_threshold}")
         if self.iters is not None and self.iters < 1:
             raise ValueError(f"LearnedConfig.iters must be >= 1 or None, got {self.iters}")
+        if self.refine_max_px <= 0:
+            raise ValueError(f"LearnedConfig.refine_max_px must be > 0, got {self.refine_max_px}")
 
     @property
     def weights_dir(self) -> Path:
@@ -49,7 +56,8 @@ class LearnedConfig:
         net = load_tracker_weights(self.weights_dir)
         if self.iters is not None:  # the iterations share their weights: the count is a run-time choice
             net.config = replace(net.config, iters=self.iters)
-        return LearnedTracker(net, visibility_threshold=self.visibility_threshold)
+        refine_max_px = self.refine_max_px if self.refine else None
+        return LearnedTracker(net, visibility_threshold=self.visibility_threshold, refine_max_px=refine_max_px)
 
 
 def save_tracker_weights(net: TrackerNet, folder: Path, *, training: dict) -> None:
@@ -78,7 +86,10 @@ def weights_record(config: LearnedConfig) -> dict:
     import hashlib
 
     digest = hashlib.sha256((config.weights_dir / WEIGHTS_FILE).read_bytes()).hexdigest()[:16]
-    return {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
+    record = {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
+    if config.refine:  # recorded only when on, so extractions made before the option keep their settings
+        record["refine_max_px"] = config.refine_max_px
+    return record
 
 
 def read_card(folder: Path) -> dict:
@@ -119,9 +130,12 @@ def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
 class LearnedTracker:
     """The `PointTracker` protocol over `TrackerNet`; frames are resized so the short side is `short_side`."""
 
-    def __init__(self, net: TrackerNet, *, visibility_threshold: float = 0.5) -> None:
+    def __init__(
+        self, net: TrackerNet, *, visibility_threshold: float = 0.5, refine_max_px: float | None = None
+    ) -> None:
         self.net = net.eval()
         self.logit_threshold = float(np.log(visibility_threshold / (1 - visibility_threshold)))
+        self.refine_max_px = refine_max_px
 
     @torch.no_grad()
     def track(self, frames: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +157,7 @@ class LearnedTracker:
         """frames (T, H, W, 3) uint8 at the network's scale, queries (N, 2) -> uv (T, N, 2), logits (T, N)."""
         net, c = self.net, self.net.config
         t_len, n = len(frames), len(queries)
+        align = None if self.refine_max_px is None else _TemplateAligner(frames, queries, self.refine_max_px)
         fmaps = torch.cat([net.features(frames[i : i + 16]) for i in range(0, t_len, 16)])  # (T, C, h, w)
         qfeat = net.query_features(fmaps[:1], queries[None])  # (1, N, C)
         uv = queries[None].repeat(t_len, 1, 1)  # (T, N, 2)
@@ -167,11 +182,43 @@ class LearnedTracker:
             volumes, prev = pyramid, (start, stop)
             steps, window_logits = net.refine([v.view(-1, 1, *v.shape[-2:]) for v in pyramid], init[None],
                                               anchored[None])  # fmt: skip
-            uv[start:stop] = torch.where(anchored[:, None, None], uv[start:stop], steps[-1][0])
+            estimate = steps[-1][0] if align is None else align(steps[-1][0], start, done)
+            uv[start:stop] = torch.where(anchored[:, None, None], uv[start:stop], estimate)
             logits[start:stop] = torch.where(anchored[:, None], logits[start:stop], window_logits[0])
             done = stop
         logits[0] = torch.inf
         return uv, logits
+
+
+_LK_STOP = (3, 20, 1e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 20 iterations or 0.01 px
+
+
+class _TemplateAligner:
+    """Lucas-Kanade from the query frame's patches to later frames, started at given estimates (pixels)."""
+
+    def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
+        import cv2
+
+        self.grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames.numpy()]
+        self.template = (queries.numpy() - 0.5).astype(np.float32).reshape(-1, 1, 2)  # OpenCV: centres at integers
+        self.max_px = max_px
+
+    def __call__(self, estimates: torch.Tensor, start: int, done: int) -> torch.Tensor:
+        """estimates (S, N, 2) of frames start..start+S-1 -> the same, aligned where LK converged nearby (frames
+        before `done` are settled and left alone)."""
+        import cv2
+
+        out = estimates.numpy().copy()
+        for j in range(max(0, done - start), len(out)):
+            guess = (out[j] - 0.5).astype(np.float32).reshape(-1, 1, 2)
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(
+                self.grey[0], self.grey[start + j], self.template, guess.copy(), winSize=(9, 9), maxLevel=2,
+                flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=_LK_STOP,
+            )  # fmt: skip
+            ok = (status[:, 0] == 1) & (np.linalg.norm(moved - guess, axis=-1)[:, 0] < self.max_px)
+            ok &= np.isfinite(moved[:, 0]).all(-1)
+            out[j, ok] = moved[ok, 0] + 0.5
+        return torch.from_numpy(out)
 
 
 def _resize(frames: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:

@@ -291,14 +291,14 @@ def write_data_card(out: Path, **settings: Any) -> None:
 # --- evaluation ----------------------------------------------------------------------------------------------
 
 
-def build_tracker(name: str, weights: Path | None = None, iters: int | None = None) -> Any:
+def build_tracker(name: str, weights: Path | None = None, iters: int | None = None, refine: bool = False) -> Any:
     """A `PointTracker` by name: "learned" (shipped weights unless `weights`; `iters` refinement iterations,
     None: as trained) or "lk" (the fast baseline)."""
     from robo4d.extract.learned import LearnedConfig
     from robo4d.extract.trackers import LKConfig
 
     if name == "learned":
-        return LearnedConfig(weights=weights, iters=iters).build()
+        return LearnedConfig(weights=weights, iters=iters, refine=refine).build()
     if name == "lk":
         return LKConfig().build()
     raise ValueError(f"unknown tracker {name!r}; known: learned, lk")
@@ -312,6 +312,7 @@ def evaluate_dataset(
     weights: Path | None = None,
     episodes: int | None = None,
     iters: int | None = None,
+    refine: bool = False,
 ) -> dict[str, Any]:
     """TAP-Vid metrics of one tracker over a world human dataset's ground truth (query frame 0 = the grid),
     plus CPU time per frame. Clips are pooled point-frame by point-frame (TAP-Vid's averaging)."""
@@ -326,7 +327,7 @@ def evaluate_dataset(
     gt_key, vis_key = types.gt_points_key(camera), types.gt_points_visible_key(camera)
     if gt_key not in dataset.features:
         raise ValueError(f"{root}: no {gt_key} (ground truth exists in world human datasets)")
-    built = build_tracker(tracker, weights, iters)
+    built = build_tracker(tracker, weights, iters, refine)
     count = dataset.num_episodes if episodes is None else min(episodes, dataset.num_episodes)
     preds, pred_vis, gts, gt_vis = [], [], [], []
     cpu, frames_total = 0.0, 0
@@ -348,6 +349,7 @@ def evaluate_dataset(
     metrics = tapvid_2d(np.concatenate(preds), np.concatenate(pred_vis), np.concatenate(gts),
                         np.concatenate(gt_vis), image_size=(height, width), query_frame=None)  # fmt: skip
     return {
-        "dataset": str(root), "tracker": tracker, "iters": iters, "episodes": count, "frames": frames_total,
+        "dataset": str(root), "tracker": tracker, "iters": iters, "refine": refine, "episodes": count,
+        "frames": frames_total,
         "frames_per_cpu_second": frames_total / max(cpu, 1e-9), **metrics,
     }  # fmt: skip

@@ -100,6 +100,7 @@ class Eval:
     weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
     episodes: int | None = None  # score only the first N episodes
     iters: int | None = None  # learned: refinement iterations per window (default: as trained; fewer is faster)
+    refine: bool = False  # learned: align estimates to their query patches (Lucas-Kanade, sub-pixel)
     out: Path | None = None  # also write the JSON here
 
     def run(self) -> None:
@@ -111,7 +112,8 @@ class Eval:
             _fail(f"eval: --tracker must be learned or lk, got {self.tracker!r}")
         try:
             result = evaluate_dataset(self.dataset, self.camera, tracker=self.tracker, weights=self.weights,
-                                      episodes=self.episodes, iters=self.iters)  # fmt: skip
+                                      episodes=self.episodes, iters=self.iters,
+                                      refine=self.refine)  # fmt: skip
         except ValueError as e:  # bad dataset, camera or weights (ExtractError, DatasetError)
             _fail(f"eval: {e}")
         text = json.dumps(result, indent=2)
