@@ -5,6 +5,9 @@ its query; each next window starts O frames before the previous one ended, takes
 ("anchored") and starts its new frames at the last settled estimate. The last window is shifted back to end on
 the last frame, so every window is full (a clip shorter than S is one window of its own length).
 
+Each window correlates only its new frames (the overlap's correlation volumes are kept). With `refine`, each new
+frame's estimates are aligned to their query patches by Lucas-Kanade before they seed the next window.
+
 Weights ship inside the package (`weights/learned_tracker.safetensors`, with `learned_tracker.json` beside it
 holding the network config and how they were trained); `load_tracker_weights` checks every key both ways.
 """
