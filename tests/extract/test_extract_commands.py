@@ -22,6 +22,12 @@ def test_shard_parsing():
             _parse_shard(bad)
 
 
+def test_learned_only_options_refuse_lk(tmp_path):
+    for extra in ({"tracker_refine": True}, {"tracker_weights": tmp_path}):
+        with pytest.raises(ExtractError, match="need --tracker learned, got --tracker lk"):
+            Tracks(dataset=tmp_path / "missing", camera="ego", **extra).run()
+
+
 def test_commands_module_is_import_light():
     code = "import sys, robo4d.extract.commands; print(sorted({'cv2', 'torch', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

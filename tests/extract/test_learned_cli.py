@@ -122,6 +122,9 @@ def test_eval_and_train_reject_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         Train(data=tmp_path, out=tmp_path / "run").run()
     assert e.value.code == 2 and "holds no clip_*.npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        Eval(dataset=tmp_path, tracker="lk", refine=True).run()
+    assert e.value.code == 2 and "--refine need --tracker learned" in capsys.readouterr().err
 
 
 def test_extract_tracks_with_the_learned_tracker(human_root, trained, tmp_path, monkeypatch):

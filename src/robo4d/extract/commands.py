@@ -47,6 +47,10 @@ class Tracks:
         from robo4d.extract.trackers import LKConfig
         from robo4d.extract.visibility import VisibilityThresholds
 
+        if self.tracker != "learned" and (self.tracker_weights is not None or self.tracker_refine):
+            raise ExtractError(
+                f"--tracker-weights and --tracker-refine need --tracker learned, got --tracker {self.tracker}"
+            )
         shard = _parse_shard(self.shard) if self.shard is not None else None
         visibility = VisibilityThresholds(warn_below=self.warn_visible, fail_below=self.min_visible)
         settings = runner.ExtractSettings(

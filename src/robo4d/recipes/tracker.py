@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robo4d.extract.learned_model import LearnedTrackerConfig, TrackerNet, tracking_loss
+from robo4d.extract.trackers import _inside
 from robo4d.methods.base import DataSpec, Policy, register_method
 from robo4d.types import STATE_NONE, ActionChunk, Observation, PolicyIO
 
@@ -114,8 +115,7 @@ def make_window(
     if config.pan_prob and rng.random() < config.pan_prob:
         warps = pan_warps(t_len, height, width, config.pan_speed_px, rng)  # (T, 2, 3), identity at t = 0
         uv = np.where(valid_all[..., None], np.einsum("tij,tnj->tni", warps[:, :, :2], uv) + warps[:, None, :, 2], uv)
-        inside = (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
-        visible = visible & inside
+        visible = visible & _inside(uv, height, width)
     half = min(len(moving), config.points // 2)
     chosen = rng.choice(moving, half, replace=False) if half else np.zeros(0, int)
     rest = np.setdiff1d(candidates, chosen)

@@ -110,6 +110,8 @@ class Eval:
             _fail(f"eval: --dataset {self.dataset} is not a directory")
         if self.tracker not in ("learned", "lk"):
             _fail(f"eval: --tracker must be learned or lk, got {self.tracker!r}")
+        if self.tracker != "learned" and (self.weights is not None or self.iters is not None or self.refine):
+            _fail(f"eval: --weights, --iters and --refine need --tracker learned, got --tracker {self.tracker}")
         try:
             result = evaluate_dataset(self.dataset, self.camera, tracker=self.tracker, weights=self.weights,
                                       episodes=self.episodes, iters=self.iters,
