@@ -32,6 +32,16 @@ def test_the_paper_grid_holds_every_registered_recipe() -> None:
     assert {c.method for c in bench.expand(quick)} == set(quick.methods)
 
 
+def test_medium_is_quicks_grid_on_a_larger_budget_and_the_same_data() -> None:
+    quick, medium = bench.PRESETS["quick"], bench.PRESETS["medium"]
+    assert list(map(str, bench.expand(quick))) == list(map(str, bench.expand(medium)))
+    assert medium.steps_scale * medium.batch_size > quick.steps_scale * quick.batch_size
+    cell = bench.expand(medium)[-1]
+    assert bench.cell_config(quick, cell)["human_data"] == bench.cell_config(medium, cell)["human_data"]
+    assert bench.cell_config(quick, cell)["robot_data"] == bench.cell_config(medium, cell)["robot_data"]
+    assert bench.cell_key(quick, cell) != bench.cell_key(medium, cell)
+
+
 def test_dropping_a_stage_rewires_the_next_one() -> None:
     from robo4d.train.recipes import RecipeInputs
 

@@ -143,6 +143,20 @@ PRESETS: dict[str, BenchPreset] = {
         batch_size=16,
         eval_episodes=10,
     ),  # fmt: skip
+    # Quick's grid with 4x the training (batch 32) and twice the evaluation states, so that scratch leaves the
+    # floor that quick's budget holds every policy at: about 75 minutes on 2 cores.
+    "medium": BenchPreset(
+        methods=("scratch", "arm4r-3stage"),
+        demos=(2,),
+        seeds=(0, 1, 2),
+        human=("other",),
+        tracks=("extracted",),
+        settings=("default",),
+        tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
+        steps_scale=0.4,
+        batch_size=32,
+        eval_episodes=20,
+    ),  # fmt: skip
     # The levers at the lowest demo count, on quick's budget (so quick's cells are shared): human video
     # of the robot tasks vs of other tasks, oracle vs extracted tracks, stage 2 on/off.
     "levers": BenchPreset(
