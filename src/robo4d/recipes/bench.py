@@ -115,6 +115,20 @@ class BenchPreset:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in axes}
 
 
+# Under 45 minutes on 2 CPU cores from a fresh clone: the headline comparison at the lowest demo count.
+QUICK = BenchPreset(
+    methods=("scratch", "arm4r-3stage"),
+    demos=(2,),
+    seeds=(0, 1, 2),
+    human=("other",),
+    tracks=("extracted",),
+    settings=("default",),
+    tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
+    steps_scale=0.1,
+    batch_size=16,
+    eval_episodes=10,
+)
+
 PRESETS: dict[str, BenchPreset] = {
     # Seconds per cell: the tests' grid.
     "tiny": BenchPreset(
@@ -130,47 +144,18 @@ PRESETS: dict[str, BenchPreset] = {
         max_steps=30,
         eval_episodes=2,
     ),  # fmt: skip
-    # Under 45 minutes on 2 CPU cores from a fresh clone: the headline comparison at the lowest demo count.
-    "quick": BenchPreset(
-        methods=("scratch", "arm4r-3stage"),
-        demos=(2,),
-        seeds=(0, 1, 2),
-        human=("other",),
-        tracks=("extracted",),
-        settings=("default",),
-        tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
-        steps_scale=0.1,
-        batch_size=16,
-        eval_episodes=10,
-    ),  # fmt: skip
+    "quick": QUICK,
     # Quick's grid with 4x the training (batch 32) and twice the evaluation states, so that scratch leaves the
     # floor that quick's budget holds every policy at: about 75 minutes on 2 cores.
-    "medium": BenchPreset(
-        methods=("scratch", "arm4r-3stage"),
-        demos=(2,),
-        seeds=(0, 1, 2),
-        human=("other",),
-        tracks=("extracted",),
-        settings=("default",),
-        tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
-        steps_scale=0.4,
-        batch_size=32,
-        eval_episodes=20,
-    ),  # fmt: skip
+    "medium": dataclasses.replace(QUICK, steps_scale=0.4, batch_size=32, eval_episodes=20),
     # The issue's levers at the lowest demo count, on quick's budget (so quick's cells are shared): human video
     # of the robot tasks vs of other tasks, oracle vs extracted tracks, stage 2 on/off.
-    "levers": BenchPreset(
+    "levers": dataclasses.replace(
+        QUICK,
         methods=("scratch", "arm4r-3stage", "arm4r-no-stage2"),
-        demos=(2,),
-        seeds=(0, 1, 2),
         human=("other", "in-domain"),
         tracks=("extracted", "ground-truth"),
-        settings=("default",),
-        tasks=("reach-v3", "drawer-open-v3", "door-open-v3", "faucet-open-v3"),
-        steps_scale=0.1,
-        batch_size=16,
-        eval_episodes=10,
-    ),  # fmt: skip
+    ),
     # The full grid (GPU-days on CPU; run it in shards): 250 evaluation episodes per cell.
     "paper": BenchPreset(
         methods=None,
