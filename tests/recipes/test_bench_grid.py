@@ -42,6 +42,21 @@ def test_medium_is_quicks_grid_on_a_larger_budget_and_the_same_data() -> None:
     assert bench.cell_key(quick, cell) != bench.cell_key(medium, cell)
 
 
+def test_an_axis_can_be_replaced_on_a_presets_budget() -> None:
+    medium = bench.PRESETS["medium"]
+    lever = bench.bench_preset("medium", methods=("arm4r-no-stage2",), human=("in-domain",), seeds=(0, 1, 2))
+    cells = bench.expand(lever)
+    assert {c.method for c in cells} == {"scratch", "arm4r-no-stage2"}  # the baseline always runs
+    assert {c.human for c in cells if c.method != "scratch"} == {"in-domain"}
+    scratch = cells[0]
+    assert bench.cell_key(lever, scratch) == bench.cell_key(medium, scratch)  # shared with medium's own cells
+    assert bench.bench_preset("medium", methods=(), demos=()) == medium  # empty: the preset's own axis
+    with pytest.raises(ValueError, match="unknown tracks 'oracle'"):
+        bench.bench_preset("quick", tracks=("oracle",))
+    with pytest.raises(ValueError, match="not axes"):
+        bench.bench_preset("quick", steps_scale=(2,))
+
+
 def test_dropping_a_stage_rewires_the_next_one() -> None:
     from robo4d.train.recipes import RecipeInputs
 
@@ -75,6 +90,8 @@ def test_bad_command_line_input_is_one_line(tmp_path: Path) -> None:
         BenchCommand(preset="quik", out=tmp_path).run()
     with pytest.raises(SystemExit, match="--shard"):
         BenchCommand(preset="tiny", out=tmp_path, shard="2/2").run()
+    with pytest.raises(SystemExit, match="unknown human 'in_domain'; did you mean 'in-domain'"):
+        BenchCommand(preset="quick", out=tmp_path, human=("in_domain",)).run()
     with pytest.raises(SystemExit, match="no cells/ directory"):
         BenchCommand(preset="tiny", out=tmp_path / "m", merge=(tmp_path / "nothing",)).run()
     with pytest.raises(ValueError, match="unknown method 'gr9'"):

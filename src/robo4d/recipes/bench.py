@@ -73,6 +73,9 @@ SETTINGS: dict[str, Setting] = {
 VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {"arm4r-no-stage2": ("arm4r-3stage", ("stage2",))}
 
 
+AXES = {"methods", "demos", "seeds", "human", "tracks", "settings"}  # BenchPreset's fields that make the grid
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchPreset:
     """The grid's axes and the fixed training/evaluation budget of every cell."""
@@ -97,7 +100,9 @@ class BenchPreset:
         for name in ("demos", "seeds", "human", "tracks", "settings", "tasks", "eval_seeds"):
             if not getattr(self, name):
                 raise ValueError(f"BenchPreset.{name} must not be empty")
-        for name, allowed in (("human", HUMAN_DATA), ("settings", SETTINGS)):
+        from robo4d.train.recipes import TRACKS
+
+        for name, allowed in (("human", HUMAN_DATA), ("tracks", TRACKS), ("settings", SETTINGS)):
             for value in getattr(self, name):
                 if value not in allowed:
                     raise ValueError(f"BenchPreset.{name}: {unknown_name_message(name, value, allowed)}")
@@ -111,8 +116,7 @@ class BenchPreset:
 
     def budget(self) -> dict[str, Any]:
         """Everything but the axes: what every cell of this preset shares (part of each cell's key)."""
-        axes = {"methods", "demos", "seeds", "human", "tracks", "settings"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in axes}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in AXES}
 
 
 # Under 45 minutes on 2 CPU cores from a fresh clone: the headline comparison at the lowest demo count.
@@ -170,10 +174,15 @@ PRESETS: dict[str, BenchPreset] = {
 }
 
 
-def bench_preset(name: str) -> BenchPreset:
+def bench_preset(name: str, **axes: tuple) -> BenchPreset:
+    """A preset by name, with any of its axes (methods, demos, seeds, human, tracks, settings) replaced: the
+    budget stays the preset's, so the new cells pair with (and share data with) the preset's own."""
     if name not in PRESETS:
         raise KeyError(unknown_name_message("bench preset", name, PRESETS))
-    return PRESETS[name]
+    unknown = set(axes) - AXES
+    if unknown:
+        raise ValueError(f"bench: {sorted(unknown)} are not axes; the axes are {sorted(AXES)}")
+    return replace(PRESETS[name], **{k: tuple(v) for k, v in axes.items() if v})
 
 
 @dataclass(frozen=True, kw_only=True)

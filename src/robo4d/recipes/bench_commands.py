@@ -3,6 +3,7 @@
 robo4d bench --preset quick --out outputs/bench                 # the whole quick grid (< 45 min, 2 cores)
 robo4d bench --preset paper --out /data/bench --shard 0/4      # one of four machines
 robo4d bench --merge /data/bench-0 /data/bench-1 --out merged  # gather shards, write the report
+robo4d bench --preset medium --methods arm4r-no-stage2 --out o  # one lever on medium's budget (+ scratch)
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ class BenchCommand:
     report_only: bool = False  # write the report from the finished cells without running any
     workers: int = 2  # processes for generation, extraction and evaluation
     threads: int = 1  # torch threads of this process (the machine is often shared)
+    # Replace one of the preset's axes, keeping its budget, e.g. a lever on the medium budget:
+    # --preset medium --methods arm4r-3stage arm4r-no-stage2 --human other in-domain (scratch always runs).
+    methods: tuple[str, ...] = ()  # replace the preset's methods (its budget stays; scratch always runs)
+    demos: tuple[int, ...] = ()  # replace its robot demos per task
+    seeds: tuple[int, ...] = ()  # replace its training seeds
+    human: tuple[str, ...] = ()  # replace its human data: other, other-x4, all, in-domain, tiny
+    tracks: tuple[str, ...] = ()  # replace its track sources: extracted, ground-truth
+    settings: tuple[str, ...] = ()  # replace its settings: default, wide, camera, distractors
 
     def run(self) -> None:
         from robo4d.recipes import bench, bench_report
 
         try:
-            preset = bench.bench_preset(self.preset)
+            axes = {name: getattr(self, name) for name in bench.AXES}
+            preset = bench.bench_preset(self.preset, **axes)
             shard = bench.parse_shard(self.shard)
             if not self.merge and not self.report_only:
                 bench.expand(preset)  # unknown methods fail here, before any data is generated
