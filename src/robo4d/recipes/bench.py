@@ -150,7 +150,7 @@ PRESETS: dict[str, BenchPreset] = {
     ),  # fmt: skip
     "quick": QUICK,
     # Quick's grid with 4x the training (batch 32) and twice the evaluation states, so that scratch leaves the
-    # floor that quick's budget holds every policy at: about 75 minutes on 2 cores.
+    # floor that quick's budget holds every policy at: about 70 minutes on 2 cores.
     "medium": dataclasses.replace(QUICK, steps_scale=0.4, batch_size=32, eval_episodes=20),
     # The levers at the lowest demo count, on quick's budget (so quick's cells are shared): human video
     # of the robot tasks vs of other tasks, oracle vs extracted tracks, stage 2 on/off.

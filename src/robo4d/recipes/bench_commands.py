@@ -19,7 +19,7 @@ class BenchCommand:
     """A resumable grid of training runs (method x demos x seed x human data x tracks x setting); finished
     cells are skipped, so a re-run continues where the last one stopped. Writes <out>/report.md."""
 
-    preset: str = "quick"  # tiny (tests), quick (< 45 min on 2 cores), medium (~75 min), levers, paper (full grid)
+    preset: str = "quick"  # tiny (tests), quick (< 45 min on 2 cores), medium (~70 min), levers, paper (full grid)
     out: Path = Path("outputs/bench")  # cells/, data/, report.md, data_efficiency.png, bench.json
     shard: str | None = None  # "i/n": run only every n-th cell, starting at i (merge the shards afterwards)
     merge: tuple[Path, ...] = ()  # bench outputs to gather into --out instead of running cells
