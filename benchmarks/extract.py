@@ -3,7 +3,7 @@
     python benchmarks/extract.py                      # generates default-preset human videos at 128 and 256 px
     python benchmarks/extract.py --dataset D [D ...]  # or scores existing datasets with ground truth
     python benchmarks/extract.py --dataset D --real ../shared/data/real/apple.mp4   # + a real clip (no truth)
-    python benchmarks/extract.py ... --weights new=RUN/weights --only fb_on learned new   # other weights too
+    python benchmarks/extract.py ... --weights new=RUN/weights --only fb_on learned new new_refine  # other weights
 
 Trackers: LK with its forward-backward check on ("fb_on") and off ("fb_off"), and the learned tracker with
 its shipped weights ("learned"; "learned_3iters" with one refinement iteration fewer). Per dataset and
@@ -183,6 +183,7 @@ def main() -> None:
         if not sep or not (Path(folder) / "learned_tracker.safetensors").is_file():
             parser.error(f"--weights {item!r}: expected NAME=DIR with DIR holding learned_tracker.safetensors")
         SETTINGS[name] = LearnedConfig(weights=Path(folder))
+        SETTINGS[f"{name}_refine"] = LearnedConfig(weights=Path(folder), refine=True)
     if args.only is not None:
         unknown = sorted(set(args.only) - set(SETTINGS))
         if unknown:

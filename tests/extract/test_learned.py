@@ -184,6 +184,34 @@ def test_shipped_weights_load_strictly_and_say_how_they_were_made():
     assert uv.shape == (5, 16, 2) and visible.shape == (5, 16)
 
 
+def test_training_windows_are_cut_at_the_networks_scale():
+    """Clips are resized to the network's short side, as `LearnedTracker.track` resizes video: frames, queries and
+    targets move together (a bright dot stays under its track)."""
+    from robo4d.recipes.tracker import FRAMES, INIT, QUERIES, QUERY_FRAME, TARGET, TrackerTrainConfig, make_window
+
+    t_len, size = 6, 32
+    frames = np.zeros((t_len, size, size, 3), np.uint8)
+    uv = np.zeros((t_len, 1, 2), np.float32)
+    for t in range(t_len):
+        x, y = 8 + 2 * t, 12 + t
+        frames[t, y - 1 : y + 2, x - 1 : x + 2] = 255
+        uv[t, 0] = (x + 0.5, y + 0.5)  # the dot's centre, continuous convention
+    for side in (32, 64):
+        config = TrackerTrainConfig(net=replace(TINY, short_side=side), points=1, first_window_prob=1.0)
+        window = make_window(frames, uv, np.ones((t_len, 1), bool), config, 4, np.random.RandomState(1))
+        assert window[FRAMES].shape == (4, side, side, 3) and window[QUERY_FRAME].shape == (side, side, 3)
+        scale = side / size
+        flipped = window[QUERIES][0, 0].item() != uv[0, 0, 0] * scale  # the mirror augmentation may apply
+        for t in range(4):
+            x, y = window[TARGET][t, 0].tolist()
+            expected = uv[t, 0] * scale
+            if flipped:
+                expected = (side - expected[0], expected[1])
+            assert np.allclose((x, y), expected)
+            assert window[FRAMES][t, int(y), int(x)].float().mean() > 200  # the dot is under the target
+        assert np.allclose(window[INIT][0, 0], window[QUERIES][0])
+
+
 def test_camera_pan_moves_pixels_and_tracks_together():
     """The pan augmentation warps frames and ground truth by the same map (continuous pixel convention)."""
     import cv2
@@ -205,7 +233,8 @@ def test_camera_pan_moves_pixels_and_tracks_together():
             assert np.abs(a - b).mean() < 4.0  # uint8 levels: interpolation only
     frames = np.repeat(image[None], 12, 0)
     tracks = np.repeat(uv[None], 12, 0).astype(np.float32)
-    config = TrackerTrainConfig(net=TINY, points=25, pan_prob=1.0, pan_speed_px=6.0, first_window_prob=1.0)
+    config = TrackerTrainConfig(net=replace(TINY, short_side=64), points=25, pan_prob=1.0, pan_speed_px=6.0,
+                                first_window_prob=1.0)  # fmt: skip
     window = make_window(frames, tracks, np.ones((12, 25), bool), config, 4, np.random.RandomState(0))
     target, visible = window[TARGET].numpy(), window[VISIBLE].numpy()
     assert not np.allclose(target[-1], target[0])  # the camera moved

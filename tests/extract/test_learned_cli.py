@@ -125,6 +125,11 @@ def test_eval_and_train_reject_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         Eval(dataset=tmp_path, tracker="lk", refine=True).run()
     assert e.value.code == 2 and "--refine need --tracker learned" in capsys.readouterr().err
+    (tmp_path / "clip_000000.npz").write_bytes(b"")
+    with pytest.raises(SystemExit) as e:
+        Train(data=tmp_path, out=tmp_path / "run", short_side=16).run()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--short-side must be >= 32 pixels, got 16" in err and len(err.splitlines()) == 1
 
 
 def test_extract_tracks_with_the_learned_tracker(human_root, trained, tmp_path, monkeypatch):

@@ -137,6 +137,14 @@ def make_window(
         FRAMES: window_frames, QUERY_FRAME: frames[0], QUERIES: uv[0, chosen].astype(np.float32), INIT: init,
         ANCHORED: anchored, TARGET: target, VISIBLE: visible[sl, chosen], VALID: valid_all[sl, chosen],
     }  # fmt: skip
+    if min(height, width) != config.net.short_side:  # the network's own scale, as `LearnedTracker.track` resizes
+        from robo4d.extract.learned import _resize
+
+        resized, scale = _resize(np.concatenate([frames[:1], window_frames]), config.net.short_side)
+        window[QUERY_FRAME], window[FRAMES] = resized[0], resized[1:]
+        for key in (QUERIES, INIT, TARGET):
+            window[key] = window[key] * scale
+        width = resized.shape[2]
     if rng.random() < 0.5:  # mirror: the world's scenes are not left-right symmetric, real ones are either way
         window = _flip(window, width)
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in window.items()}
@@ -210,7 +218,10 @@ class TrackerPolicy(Policy):
                         action_kind="points", action_dim=2, chunk=self.config.net.window)  # fmt: skip
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        steps, logits = self.net(batch[FRAMES], batch[QUERY_FRAME], batch[QUERIES], batch[INIT], batch[ANCHORED])
+        # fp32 even where the trainer autocasts (bf16 on CUDA): positions are refined from correlation values at
+        # sub-pixel offsets, which bf16's 8-bit mantissa blurs, and the tracker runs in fp32 at inference.
+        with torch.autocast(batch[FRAMES].device.type, enabled=False):
+            steps, logits = self.net(batch[FRAMES], batch[QUERY_FRAME], batch[QUERIES], batch[INIT], batch[ANCHORED])
         return tracking_loss(steps, logits, batch[TARGET], batch[VISIBLE], batch[VALID])
 
     def predict_action_chunk(self, obs: Observation) -> ActionChunk:
@@ -235,6 +246,7 @@ class TrainSettings:
     seed: int = 0
     init_from: Path | None = None  # a tracker checkpoint (or run's stage dir) to fine-tune from; None: from scratch
     pan_prob: float = 0.5  # share of training windows warped by a random camera pan (TrackerTrainConfig)
+    short_side: int = LearnedTrackerConfig.short_side  # the network's input scale; clips are resized to it
 
 
 def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Path:
@@ -245,7 +257,8 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
     from robo4d.train.trainer import run_stage
     from robo4d.train.weight_map import load_all
 
-    config = TrackerTrainConfig(points=settings.points, pan_prob=settings.pan_prob)
+    config = TrackerTrainConfig(net=LearnedTrackerConfig(short_side=settings.short_side), points=settings.points,
+                                pan_prob=settings.pan_prob)  # fmt: skip
     init_from = None if settings.init_from is None else str(Path(settings.init_from).resolve())
     stage = StageConfig(
         name="tracker", method=METHOD, policy=config, datasets=(str(settings.data),), steps=settings.steps,

@@ -62,6 +62,7 @@ class Train:
     num_workers: int = 1  # DataLoader worker processes
     seed: int = 0
     pan_prob: float = 0.5  # share of training windows warped by a random camera pan (real video pans)
+    short_side: int = 128  # the network's input scale: clips (and, at inference, videos) are resized to it
     init_from: Path | None = None  # fine-tune from this tracker checkpoint (a step_* folder or a run's stage dir)
     resume: bool = False  # continue an interrupted run from its last checkpoint
     progress: bool = True
@@ -71,6 +72,8 @@ class Train:
             _fail(f"train: --data {self.data} holds no clip_*.npz (run `robo4d tracker data`)")
         if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0 or not 0 <= self.pan_prob <= 1:
             _fail("train: --steps, --batch-size, --points must be >= 1, --lr > 0 and --pan-prob in [0, 1]")
+        if self.short_side < 32:
+            _fail(f"train: --short-side must be >= 32 pixels, got {self.short_side}")
         if self.init_from is not None and not self.init_from.exists():
             _fail(f"train: --init-from {self.init_from} does not exist (give a tracker checkpoint's step_* folder)")
         from robo4d.recipes.tracker import TrainSettings, train
@@ -86,6 +89,7 @@ class Train:
             seed=self.seed,
             init_from=self.init_from,
             pan_prob=self.pan_prob,
+            short_side=self.short_side,
         )
         print(train(settings, resume=self.resume, progress=self.progress))
 
