@@ -67,7 +67,7 @@ def trained(tmp_path_factory):
             translating_clip(12, SIZE, shift, seed=i), _uv(12, shift).astype(np.float32), np.ones((12, 16), bool)
         )
         save_clip(clips / f"clip_{i:06d}.npz", clip)
-    Train(data=clips, out=base / "run", steps=3, batch_size=2, points=8, num_workers=0, progress=False).run()
+    Train(data=(clips,), out=base / "run", steps=3, batch_size=2, points=8, num_workers=0, progress=False).run()
     return base / "run"
 
 
@@ -87,7 +87,7 @@ def test_train_fine_tunes_from_a_checkpoint(trained, tmp_path, capsys):
 
     source = trained / "tracker"
     clips = trained.parent / "clips"
-    Train(data=clips, out=tmp_path / "ft", steps=1, batch_size=2, points=8, lr=1e-9, num_workers=0,
+    Train(data=(clips,), out=tmp_path / "ft", steps=1, batch_size=2, points=8, lr=1e-9, num_workers=0,
           init_from=source, progress=False).run()  # fmt: skip
     before = safetensors.torch.load_file(str(trained / "weights" / WEIGHTS_FILE))
     after = safetensors.torch.load_file(str(tmp_path / "ft" / "weights" / WEIGHTS_FILE))
@@ -95,9 +95,32 @@ def test_train_fine_tunes_from_a_checkpoint(trained, tmp_path, capsys):
     assert all(np.allclose(before[k].numpy(), after[k].numpy(), atol=1e-6) for k in before)  # started from source
     assert read_card(tmp_path / "ft" / "weights")["training"]["stage"]["init_from"] == str(source.resolve())
     with pytest.raises(SystemExit) as e:
-        Train(data=clips, out=tmp_path / "bad", init_from=tmp_path / "missing").run()
+        Train(data=(clips,), out=tmp_path / "bad", init_from=tmp_path / "missing").run()
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--init-from" in err and "missing does not exist" in err
+
+
+def test_train_mixes_several_clip_folders(trained, tmp_path, capsys):
+    """`--data A B` trains on both folders' clips as one pool; the card records each folder and its data card."""
+    from robo4d.recipes.tracker_commands import Train
+
+    clips, plain = trained.parent / "clips", tmp_path / "plain"
+    plain.mkdir()
+    for i in range(2):
+        clip = Clip(translating_clip(12, SIZE, (0.0, 0.0), seed=10 + i), _uv(12, (0.0, 0.0)).astype(np.float32),
+                    np.ones((12, 16), bool))  # fmt: skip
+        save_clip(plain / f"clip_{i:06d}.npz", clip)
+    (plain / "clips.json").write_text(json.dumps({"plain": True}))
+    Train(data=(clips, plain), out=tmp_path / "mix", steps=1, batch_size=2, points=8, num_workers=0,
+          progress=False).run()  # fmt: skip
+    training = read_card(tmp_path / "mix" / "weights")["training"]
+    assert [d["num_episodes"] for d in training["datasets"]] == [4, 2]
+    assert training["data"] == [None, {"plain": True}]  # the fixture's folder has no clips.json
+    with pytest.raises(SystemExit) as e:
+        Train(data=(plain, tmp_path / "." / "plain"), out=tmp_path / "twice").run()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "names a folder twice" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "twice").exists()
 
 
 def test_eval_reports_tapvid_metrics(human_root, trained, capsys):
@@ -120,14 +143,14 @@ def test_eval_and_train_reject_bad_input_in_one_line(tmp_path, capsys):
         Eval(dataset=tmp_path / "nope").run()
     assert e.value.code == 2 and "nope is not a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        Train(data=tmp_path, out=tmp_path / "run").run()
+        Train(data=(tmp_path,), out=tmp_path / "run").run()
     assert e.value.code == 2 and "holds no clip_*.npz" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         Eval(dataset=tmp_path, tracker="lk", refine=True).run()
     assert e.value.code == 2 and "--refine need --tracker learned" in capsys.readouterr().err
     (tmp_path / "clip_000000.npz").write_bytes(b"")
     with pytest.raises(SystemExit) as e:
-        Train(data=tmp_path, out=tmp_path / "run", short_side=16).run()
+        Train(data=(tmp_path,), out=tmp_path / "run", short_side=16).run()
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--short-side must be >= 32 pixels, got 16" in err and len(err.splitlines()) == 1
 

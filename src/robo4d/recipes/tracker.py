@@ -1,6 +1,7 @@
 """Training and evaluating the learned point tracker (extract/learned*.py) with the one trainer.
 
-Data: a folder of domain-randomised world clips (`world.randomize`, rendered once by `robo4d tracker data`).
+Data: folders of world clips (`world.randomize`, rendered once by `robo4d tracker data`: domain-randomised, or
+plain with `--plain`); several folders are one pool, so they mix in proportion to their clip counts.
 The trainer sees it through a `DataBackend`: each clip is an "episode", and each training window is
     a query frame (clip frame 0, where the grid is anchored) + S consecutive clip frames starting at s,
     `points` tracks sampled among those visible on frame 0 (half of them on moving bodies, which are rare),
@@ -236,7 +237,7 @@ class TrackerPolicy(Policy):
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
-    data: Path  # folder of clips from `robo4d tracker data`
+    data: tuple[Path, ...]  # folders of clips from `robo4d tracker data` (windows drawn across all clips)
     out: Path  # run directory
     steps: int = 6000
     batch_size: int = 4
@@ -261,7 +262,7 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
                                 pan_prob=settings.pan_prob)  # fmt: skip
     init_from = None if settings.init_from is None else str(Path(settings.init_from).resolve())
     stage = StageConfig(
-        name="tracker", method=METHOD, policy=config, datasets=(str(settings.data),), steps=settings.steps,
+        name="tracker", method=METHOD, policy=config, datasets=tuple(map(str, settings.data)), steps=settings.steps,
         batch_size=settings.batch_size, optim=OptimConfig(lr=settings.lr, warmup_fraction=0.05, grad_clip=1.0),
         val_fraction=0.05, eval_every=max(1, settings.steps // 10), val_batches=4, log_every=20,
         save_every=max(1, settings.steps // 20), num_workers=settings.num_workers, seed=settings.seed,
@@ -271,7 +272,7 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
     return export(result.checkpoint, settings.out / "weights", data=settings.data)
 
 
-def export(checkpoint: Path, folder: Path, *, data: Path) -> Path:
+def export(checkpoint: Path, folder: Path, *, data: tuple[Path, ...]) -> Path:
     """Write a trainer checkpoint's tracker network as a weights folder, with its provenance in the card."""
     from robo4d.extract.learned import save_tracker_weights
     from robo4d.train.checkpoint import load_policy, read_config
@@ -279,14 +280,14 @@ def export(checkpoint: Path, folder: Path, *, data: Path) -> Path:
     policy = load_policy(checkpoint)
     assert isinstance(policy, TrackerPolicy)
     saved = read_config(checkpoint)
-    data_card = data / "clips.json"
+    cards = [d / "clips.json" for d in data]
     training = {
         "checkpoint": str(checkpoint),
         "step": saved["step"],
         "stage": saved["stage"],
         "policy_config": saved["policy_config"],
         "datasets": saved["datasets"],
-        "data": json.loads(data_card.read_text()) if data_card.is_file() else None,
+        "data": [json.loads(c.read_text()) if c.is_file() else None for c in cards],  # one per --data folder
     }
     save_tracker_weights(policy.net, folder, training=training)
     return folder

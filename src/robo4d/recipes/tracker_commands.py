@@ -1,7 +1,7 @@
 """`robo4d tracker data | train | eval`: the learned point tracker's recipe (argument dataclasses; work in run).
 
 robo4d tracker data --out CLIPS --clips 320                 # domain-randomised world clips, rendered once
-robo4d tracker train --data CLIPS --out RUN [--resume]      # the one trainer; exports RUN/weights
+robo4d tracker train --data CLIPS [CLIPS ...] --out RUN [--resume]   # the one trainer; exports RUN/weights
 robo4d tracker eval --dataset HUMAN [--weights RUN/weights] # TAP-Vid metrics on held-out world videos
 """
 
@@ -53,7 +53,7 @@ class Data:
 class Train:
     """Train the learned tracker on rendered clips with the one trainer; writes OUT/weights at the end."""
 
-    data: Path  # folder from `robo4d tracker data`
+    data: tuple[Path, ...]  # folders from `robo4d tracker data`, mixed by clip count (e.g. randomised + --plain)
     out: Path  # run directory (checkpoints, metrics.jsonl, weights/)
     steps: int = 6000  # optimiser updates
     batch_size: int = 4  # windows per update
@@ -68,8 +68,13 @@ class Train:
     progress: bool = True
 
     def run(self) -> None:
-        if not self.data.is_dir() or not any(self.data.glob("clip_*.npz")):
-            _fail(f"train: --data {self.data} holds no clip_*.npz (run `robo4d tracker data`)")
+        if not self.data:
+            _fail("train: --data needs at least one folder of clips (run `robo4d tracker data`)")
+        for folder in self.data:
+            if not folder.is_dir() or not any(folder.glob("clip_*.npz")):
+                _fail(f"train: --data {folder} holds no clip_*.npz (run `robo4d tracker data`)")
+        if len(set(f.resolve() for f in self.data)) < len(self.data):
+            _fail(f"train: --data names a folder twice: {' '.join(map(str, self.data))}")
         if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0 or not 0 <= self.pan_prob <= 1:
             _fail("train: --steps, --batch-size, --points must be >= 1, --lr > 0 and --pan-prob in [0, 1]")
         if self.short_side < 32:
