@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from robo4d.recipes.bench_report import levers, most_informative, summarise
-from robo4d.recipes.bench_stats import bootstrap_interval, paired_difference, resolvable_difference
+from robo4d.recipes.bench_stats import bootstrap_interval, gain_difference, paired_difference, resolvable_difference
 
 
 def test_constant_outcomes_have_a_point_interval() -> None:
@@ -75,6 +75,24 @@ def test_summary_rows_levers_and_most_informative() -> None:
     assert most_informative(rows)["human"] == "in-domain"
 
 
+def test_a_setting_lever_compares_gains_over_scratch_not_raw_success() -> None:
+    # default: scratch 25%, ARM4R 75% (gain +50); wide: scratch 0%, ARM4R 25% (gain +25). The wide world is
+    # harder for everyone; the lever is how much more pre-training gains in one world: +25, not 75 - 25 = +50.
+    at = {k: [True] * n + [False] * (40 - n) for k, n in (("none", 0), ("quarter", 10), ("most", 30))}
+    results = [_result("scratch", s, at["quarter"]) for s in range(3)]
+    results += [_result("arm4r", s, at["most"], human="other", tracks="extracted") for s in range(3)]
+    results += [_result("scratch", s, at["none"], setting="wide") for s in range(3)]
+    results += [_result("arm4r", s, at["quarter"], human="other", tracks="extracted", setting="wide") for s in range(3)]
+    (lever,) = [lv for lv in levers(results) if lv["axis"] == "setting"]
+    assert (lever["a"], lever["b"], lever["a_minus_b"]["mean"]) == ("default", "wide", pytest.approx(25.0))
+    assert lever["a_minus_b"]["low"] < 25.0 < lever["a_minus_b"]["high"] and lever["a_minus_b"]["std"] == 0.0
+    no_wide_scratch = [r for r in results if not (r["cell"]["method"] == "scratch" and r["cell"]["setting"] == "wide")]
+    assert not [lv for lv in levers(no_wide_scratch) if lv["axis"] == "setting"]  # no gain to compare without it
+    with pytest.raises(ValueError, match="40 and 39 episodes"):
+        gain_difference(results[3:6], results[:3], [_result("arm4r", 0, at["none"][:-1])],
+                        [_result("scratch", 0, at["none"][:-1])])  # fmt: skip
+
+
 def test_report_of_a_partial_grid_says_how_partial(tmp_path) -> None:
     from robo4d.recipes.bench_report import write_report
 
@@ -86,6 +104,8 @@ def test_report_of_a_partial_grid_says_how_partial(tmp_path) -> None:
     assert "6 cells of the 27 the preset declares. Each recipe's default model preset, steps x0.1," in report
     assert "| arm4r | none | any | default | 2 | 3 |" in report
     assert (tmp_path / "data_efficiency.png").is_file() and (tmp_path / "bench.json").is_file()
+    report = write_report(results, tmp_path, planned=3).read_text()
+    assert "6 cells (the preset declares 3; the others are lever runs in the same folder)." in report
 
 
 def test_resolvable_difference_shrinks_with_episodes() -> None:

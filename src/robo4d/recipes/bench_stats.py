@@ -85,6 +85,25 @@ def paired_difference(method: list[dict], baseline: list[dict]) -> Interval | No
     return bootstrap_interval(m - b)
 
 
+def gain_difference(a: list[dict], a_base: list[dict], b: list[dict], b_base: list[dict]) -> Interval | None:
+    """Bootstrap of (a - a_base) - (b - b_base): how much more a method gains over its baseline in one world than
+    in another. Each gain is paired by training seed and initial state within its own world; the two worlds'
+    episodes are matched by position (their states differ, so that match carries no pairing). None without a
+    training seed common to all four."""
+    groups = (a, a_base, b, b_base)
+    seeds = set.intersection(*({r["cell"]["seed"] for r in g} for g in groups))
+    if not seeds:
+        return None
+    (m_a, k_a), (m_ab, k_ab), (m_b, k_b), (m_bb, k_bb) = (
+        success_matrix([r for r in g if r["cell"]["seed"] in seeds]) for g in groups
+    )
+    if k_a != k_ab or k_b != k_bb:
+        raise ValueError("gain difference: a method and its baseline were evaluated on different initial states")
+    if m_a.shape != m_b.shape:
+        raise ValueError(f"gain difference: the two worlds have {m_a.shape[1]} and {m_b.shape[1]} episodes per cell")
+    return bootstrap_interval((m_a - m_ab) - (m_b - m_bb))
+
+
 def resolvable_difference(episodes: int, seeds: int) -> float:
     """Points an unpaired comparison of two groups resolves at 95% when success is near 50% (the worst case):
     1.96 x the standard error of a difference of two proportions of `episodes * seeds` trials each."""
