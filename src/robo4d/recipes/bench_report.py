@@ -121,11 +121,19 @@ def _curves(rows: list[dict[str, Any]], out: Path) -> Path:
                 lines[
                     " / ".join(str(r[a]) for a in ("method", "human", "tracks") if r[a] not in ("none", "any"))
                 ].append(r)
-        for label, points in sorted(lines.items()):
+        dodge = 0.06 * (len(lines) - 1)  # methods at one demo count sit side by side, so their bars stay apart
+        for i, (label, points) in enumerate(sorted(lines.items())):
             points.sort(key=lambda r: r["demos"])
-            x = [p["demos"] for p in points]
-            ax.plot(x, [p["success"]["mean"] for p in points], marker="o", label=label)
-            ax.fill_between(x, [p["success"]["low"] for p in points], [p["success"]["high"] for p in points], alpha=0.2)
+            x = [p["demos"] - dodge / 2 + 0.06 * i for p in points]
+            mean = [p["success"]["mean"] for p in points]
+            low, high = [p["success"]["low"] for p in points], [p["success"]["high"] for p in points]
+            (line,) = ax.plot(x, mean, marker="o", label=label)
+            ax.fill_between(x, low, high, alpha=0.15, color=line.get_color())  # a band where a line has 2+ counts
+            yerr = [[m - lo for m, lo in zip(mean, low, strict=True)], [h - m for m, h in zip(mean, high, strict=True)]]
+            ax.errorbar(x, mean, yerr=yerr, color=line.get_color(), capsize=3, linestyle="none")
+        demo_counts = sorted({r["demos"] for r in rows if r["setting"] == setting})
+        ax.set_xticks(demo_counts)
+        ax.set_xlim(demo_counts[0] - 1, demo_counts[-1] + 1)
         ax.set_xlabel("robot demos per task")
         ax.set_ylabel("success (%)")
         ax.set_ylim(0, 100)
