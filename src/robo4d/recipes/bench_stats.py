@@ -73,13 +73,20 @@ def success_matrix(results: list[dict]) -> tuple[np.ndarray, list[tuple[str, int
     return np.array(rows, np.float64), keys
 
 
-def paired_difference(method: list[dict], baseline: list[dict]) -> Interval | None:
-    """Bootstrap of method - baseline, paired by training seed and initial state; None without common seeds."""
-    seeds = {r["cell"]["seed"] for r in method} & {r["cell"]["seed"] for r in baseline}
+def _on_common_seeds(*groups: list[dict]) -> list[tuple[np.ndarray, list[tuple[str, int]]]] | None:
+    """`success_matrix` of each group restricted to the training seeds all groups share; None if they share none."""
+    seeds = set.intersection(*({r["cell"]["seed"] for r in g} for g in groups))
     if not seeds:
         return None
-    m, m_keys = success_matrix([r for r in method if r["cell"]["seed"] in seeds])
-    b, b_keys = success_matrix([r for r in baseline if r["cell"]["seed"] in seeds])
+    return [success_matrix([r for r in g if r["cell"]["seed"] in seeds]) for g in groups]
+
+
+def paired_difference(method: list[dict], baseline: list[dict]) -> Interval | None:
+    """Bootstrap of method - baseline, paired by training seed and initial state; None without common seeds."""
+    matrices = _on_common_seeds(method, baseline)
+    if matrices is None:
+        return None
+    (m, m_keys), (b, b_keys) = matrices
     if m_keys != b_keys:
         raise ValueError("paired difference: method and baseline were evaluated on different initial states")
     return bootstrap_interval(m - b)
@@ -90,13 +97,10 @@ def gain_difference(a: list[dict], a_base: list[dict], b: list[dict], b_base: li
     in another. Each gain is paired by training seed and initial state within its own world; the two worlds'
     episodes are matched by position (their states differ, so that match carries no pairing). None without a
     training seed common to all four."""
-    groups = (a, a_base, b, b_base)
-    seeds = set.intersection(*({r["cell"]["seed"] for r in g} for g in groups))
-    if not seeds:
+    matrices = _on_common_seeds(a, a_base, b, b_base)
+    if matrices is None:
         return None
-    (m_a, k_a), (m_ab, k_ab), (m_b, k_b), (m_bb, k_bb) = (
-        success_matrix([r for r in g if r["cell"]["seed"] in seeds]) for g in groups
-    )
+    (m_a, k_a), (m_ab, k_ab), (m_b, k_b), (m_bb, k_bb) = matrices
     if k_a != k_ab or k_b != k_bb:
         raise ValueError("gain difference: a method and its baseline were evaluated on different initial states")
     if m_a.shape != m_b.shape:
