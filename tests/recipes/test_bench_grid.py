@@ -64,6 +64,24 @@ def test_dropping_a_stage_rewires_the_next_one() -> None:
     assert [s.name for s in stages] == ["stage1", "stage3"] and stages[1].init_from == "stage1"
 
 
+def test_a_longer_variant_multiplies_one_stages_steps_only() -> None:
+    from robo4d.train.recipes import RecipeInputs
+
+    inputs = RecipeInputs(human=("h",), robot=("r",))
+    base = {s.name: s for s in bench._recipe_stages("arm4r-3stage", inputs)}
+    longer = {s.name: s for s in bench._recipe_stages("arm4r-pretrain-x2", inputs)}
+    assert longer["stage1"].steps == 2 * base["stage1"].steps
+    assert {n: dataclasses.replace(s, steps=1) for n, s in longer.items()} == {
+        n: dataclasses.replace(s, steps=1) for n, s in base.items()
+    }  # the same stages otherwise, named as the recipe's
+    bench.VARIANTS["bad"] = bench.Variant(recipe="arm4r-3stage", longer=(("stage9", 2.0),))
+    try:
+        with pytest.raises(ValueError, match="recipe 'arm4r-3stage' has no stage 'stage9'"):
+            bench._recipe_stages("bad", inputs)
+    finally:
+        del bench.VARIANTS["bad"]
+
+
 def test_keys_change_with_any_part_of_the_configuration() -> None:
     preset = bench.PRESETS["quick"]
     cell = bench.expand(preset)[0]
@@ -138,3 +156,14 @@ def test_merge_gathers_every_shard(shards: tuple[Path, Path], tmp_path: Path) ->
     BenchCommand(preset="tiny", out=tmp_path, merge=shards).run()  # idempotent
     assert len(list(tmp_path.glob("cells/*/result.json"))) == 2
     shutil.rmtree(tmp_path / "cells")
+
+
+def test_settings_that_change_only_the_evaluation_share_one_training_run(tmp_path: Path) -> None:
+    preset = bench.bench_preset("tiny", seeds=(0,), settings=("default", "camera", "wide"))
+    keys = {c.setting: bench.training_key(bench.cell_config(preset, c)) for c in bench.expand(preset)}
+    assert keys["default"] == keys["camera"] != keys["wide"]  # wide's demos come from a wider state box
+    BenchCommand(preset="tiny", out=tmp_path, seeds=(0,), settings=("default", "camera"), workers=1).run()
+    results = [json.loads(p.read_text()) for p in tmp_path.glob("cells/*/result.json")]
+    assert sorted(r["cell"]["setting"] for r in results) == ["camera", "default"]
+    assert len({r["training_key"] for r in results}) == 1 and len(list((tmp_path / "runs").iterdir())) == 1
+    assert len({r["key"] for r in results}) == 2

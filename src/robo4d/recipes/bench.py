@@ -6,7 +6,9 @@ reads no human video; a recipe whose stages do not change with the track source 
 by building its stages, never by its name. Every cell lives under `<out>/cells/<key>/`, the key hashing its
 full configuration: the cell, the preset's training and evaluation settings, the data each dataset is made
 from and the code version (a hash of robo4d's sources). `result.json` is written last, so a cell with one is
-done and skipped; an interrupted cell resumes from its last checkpoint. `--shard i/n` runs every n-th cell
+done and skipped; an interrupted cell resumes from its last checkpoint. Training lives under
+`<out>/runs/<training key>/`, keyed by the configuration less the evaluation world, so settings that change
+only what a policy is evaluated in (camera, distractors) reuse the default setting's trained policies. `--shard i/n` runs every n-th cell
 (in key order) so machines can split a grid; `robo4d bench --merge DIR...` gathers their results.
 
 Evaluation is fixed by the preset before anything trains: the same held-out initial states (`eval_seed`s the
@@ -68,9 +70,21 @@ SETTINGS: dict[str, Setting] = {
     "distractors": Setting(train=WorldOptions(), eval=WorldOptions(distractors=3)),  # clutter at test only
 }
 
-# Method variants the grid derives from a registered recipe by dropping pre-training stages: the next stage
-# then starts from what the dropped one started from. Any registered recipe name is a method as it is.
-VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {"arm4r-no-stage2": ("arm4r-3stage", ("stage2",))}
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """A method the grid derives from a registered recipe: some pre-training stages dropped (the next stage then
+    starts from what the dropped one started from) or trained for longer (their steps multiplied)."""
+
+    recipe: str
+    drop: tuple[str, ...] = ()
+    longer: tuple[tuple[str, float], ...] = ()  # (stage, steps multiplier)
+
+
+# Any registered recipe name is a method as it is; these are the levers built from one.
+VARIANTS: dict[str, Variant] = {
+    "arm4r-no-stage2": Variant(recipe="arm4r-3stage", drop=("stage2",)),
+    "arm4r-pretrain-x2": Variant(recipe="arm4r-3stage", longer=(("stage1", 2.0),)),  # twice the pre-training
+}
 
 
 AXES = {"methods", "demos", "seeds", "human", "tracks", "settings"}  # BenchPreset's fields that make the grid
@@ -203,16 +217,24 @@ class Cell:
 # --- recipes -------------------------------------------------------------------------------------------------
 
 
+def _variant(method: str) -> Variant:
+    return VARIANTS.get(method, Variant(recipe=method))
+
+
 def _recipe(method: str) -> Any:
     from robo4d.train.recipes import recipe
 
-    return recipe(VARIANTS.get(method, (method, ()))[0])
+    return recipe(_variant(method).recipe)
 
 
 def _recipe_stages(method: str, inputs: Any) -> tuple[Any, ...]:
-    name, dropped = VARIANTS.get(method, (method, ()))
-    stages = _recipe(method).stages(inputs, name=name)
-    for drop in dropped:
+    variant = _variant(method)
+    stages = _recipe(method).stages(inputs, name=variant.recipe)
+    names = [s.name for s in stages]
+    for stage in (*variant.drop, *dict(variant.longer)):
+        if stage not in names:
+            raise ValueError(f"bench variant {method!r}: recipe {variant.recipe!r} has no stage {stage!r} ({names})")
+    for drop in variant.drop:
         gone = next(s for s in stages if s.name == drop)
         stages = tuple(
             replace(s, init_from=gone.init_from, weight_map=s.weight_map if gone.init_from else None)
@@ -221,7 +243,8 @@ def _recipe_stages(method: str, inputs: Any) -> tuple[Any, ...]:
             for s in stages
             if s.name != drop
         )
-    return stages
+    longer = dict(variant.longer)
+    return tuple(replace(s, steps=max(1, round(s.steps * longer[s.name]))) if s.name in longer else s for s in stages)
 
 
 def _reads_tracks(method: str) -> bool:
@@ -303,6 +326,13 @@ def cell_config(preset: BenchPreset, cell: Cell) -> dict[str, Any]:
 
 def cell_key(preset: BenchPreset, cell: Cell) -> str:
     return _hash(cell_config(preset, cell))
+
+
+def training_key(config: dict[str, Any]) -> str:
+    """What a cell's training depends on: its configuration less the evaluation world. Settings that change only
+    the evaluation (a shifted camera, distractors) train in the default world, so their cells share one run."""
+    cell = {k: v for k, v in config["cell"].items() if k != "setting"}  # the setting's train world is robot_data's
+    return _hash({**{k: v for k, v in config.items() if k != "eval_options"}, "cell": cell})
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -387,8 +417,8 @@ def run_cell(preset: BenchPreset, cell: Cell, out: Path, *, workers: int = 2) ->
     from robo4d.train.trainer import run_stages
 
     config = cell_config(preset, cell)
-    key = _hash(config)
-    cell_dir = out / "cells" / key
+    key, train_key = _hash(config), training_key(config)
+    cell_dir, run_dir = out / "cells" / key, out / "runs" / train_key
     if (cell_dir / RESULT_FILE).is_file():
         return json.loads((cell_dir / RESULT_FILE).read_text())
     print(f"[bench] cell {key}: {cell}", flush=True)
@@ -396,12 +426,13 @@ def run_cell(preset: BenchPreset, cell: Cell, out: Path, *, workers: int = 2) ->
     human = _dataset(out, config["human_data"], workers=workers) if config["human_data"] else None
     stages = build_stages(preset, cell, robot, human)
     start = time.perf_counter()
-    run_stages(stages, cell_dir / "run", resume=True, progress=False)
+    run_stages(stages, run_dir, resume=True, progress=False)  # a run another setting's cell finished is reused
     train_s = time.perf_counter() - start
-    policy = cell_dir / "run" / _recipe(cell.method).policy_stage
+    policy = run_dir / _recipe(cell.method).policy_stage
     info = _evaluate(preset, policy, SETTINGS[cell.setting].eval, cell_dir / "eval", workers)
     result = {
         "key": key,
+        "training_key": train_key,  # cells with the same one share a trained policy (under runs/)
         "config": config,
         "cell": dataclasses.asdict(cell),
         "family": _recipe(cell.method).method,  # the registered method the recipe trains
