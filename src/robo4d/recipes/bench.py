@@ -8,8 +8,9 @@ full configuration: the cell, the preset's training and evaluation settings, the
 from and the code version (a hash of robo4d's sources). `result.json` is written last, so a cell with one is
 done and skipped; an interrupted cell resumes from its last checkpoint. Training lives under
 `<out>/runs/<training key>/`, keyed by the configuration less the evaluation world, so settings that change
-only what a policy is evaluated in (camera, distractors) reuse the default setting's trained policies. `--shard i/n` runs every n-th cell
-(in key order) so machines can split a grid; `robo4d bench --merge DIR...` gathers their results.
+only what a policy is evaluated in (camera, distractors) reuse the default setting's trained policies.
+`--shard i/n` runs every n-th cell (in key order) so machines can split a grid; `robo4d bench --merge DIR...`
+gathers their results.
 
 Evaluation is fixed by the preset before anything trains: the same held-out initial states (`eval_seed`s the
 demos never use) for every cell, so cells pair episode by episode.
@@ -69,6 +70,7 @@ SETTINGS: dict[str, Setting] = {
     "camera": Setting(train=WorldOptions(), eval=WorldOptions(camera_shift=10.0)),  # front camera moved at test
     "distractors": Setting(train=WorldOptions(), eval=WorldOptions(distractors=3)),  # clutter at test only
 }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Variant:
