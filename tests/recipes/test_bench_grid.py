@@ -158,12 +158,25 @@ def test_merge_gathers_every_shard(shards: tuple[Path, Path], tmp_path: Path) ->
     shutil.rmtree(tmp_path / "cells")
 
 
-def test_settings_that_change_only_the_evaluation_share_one_training_run(tmp_path: Path) -> None:
+def test_settings_that_change_only_the_evaluation_share_one_training_run(shards, tmp_path: Path, monkeypatch) -> None:
     preset = bench.bench_preset("tiny", seeds=(0,), settings=("default", "camera", "wide"))
     keys = {c.setting: bench.training_key(bench.cell_config(preset, c)) for c in bench.expand(preset)}
     assert keys["default"] == keys["camera"] != keys["wide"]  # wide's demos come from a wider state box
-    BenchCommand(preset="tiny", out=tmp_path, seeds=(0,), settings=("default", "camera"), workers=1).run()
-    results = [json.loads(p.read_text()) for p in tmp_path.glob("cells/*/result.json")]
-    assert sorted(r["cell"]["setting"] for r in results) == ["camera", "default"]
-    assert len({r["training_key"] for r in results}) == 1 and len(list((tmp_path / "runs").iterdir())) == 1
-    assert len({r["key"] for r in results}) == 2
+    out = tmp_path / "bench"
+    shutil.copytree(shards[0], out)  # one finished default cell
+    (done,) = [json.loads(p.read_text()) for p in out.glob("cells/*/result.json")]
+    runs = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*")}
+    evaluated = []
+
+    def evaluate(preset, policy, options, out, workers):  # the policy is what this test is about, not its score
+        evaluated.append((policy, options))
+        return {"per_episode": done["episodes"], "aggregated": {"pc_success": done["pc_success"], "eval_s": 0.0}}
+
+    monkeypatch.setattr(bench, "_evaluate", evaluate)
+    BenchCommand(preset="tiny", out=out, seeds=(done["cell"]["seed"],), settings=("camera",), workers=1).run()
+    (camera,) = [json.loads(p.read_text()) for p in out.glob("cells/*/result.json") if p.parent.name != done["key"]]
+    assert camera["cell"] == {**done["cell"], "setting": "camera"}
+    assert camera["training_key"] == done["training_key"]
+    ((policy, options),) = evaluated
+    assert policy.parent == out / "runs" / done["training_key"] and options == bench.SETTINGS["camera"].eval
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*")} == runs  # nothing trained or rewritten
