@@ -64,7 +64,7 @@ def test_dropping_a_stage_rewires_the_next_one() -> None:
     assert [s.name for s in stages] == ["stage1", "stage3"] and stages[1].init_from == "stage1"
 
 
-def test_a_longer_variant_multiplies_one_stages_steps_only() -> None:
+def test_a_longer_variant_multiplies_one_stages_steps_only(monkeypatch) -> None:
     from robo4d.train.recipes import RecipeInputs
 
     inputs = RecipeInputs(human=("h",), robot=("r",))
@@ -74,12 +74,9 @@ def test_a_longer_variant_multiplies_one_stages_steps_only() -> None:
     assert {n: dataclasses.replace(s, steps=1) for n, s in longer.items()} == {
         n: dataclasses.replace(s, steps=1) for n, s in base.items()
     }  # the same stages otherwise, named as the recipe's
-    bench.VARIANTS["bad"] = bench.Variant(recipe="arm4r-3stage", longer=(("stage9", 2.0),))
-    try:
-        with pytest.raises(ValueError, match="recipe 'arm4r-3stage' has no stage 'stage9'"):
-            bench._recipe_stages("bad", inputs)
-    finally:
-        del bench.VARIANTS["bad"]
+    monkeypatch.setitem(bench.VARIANTS, "bad", bench.Variant(recipe="arm4r-3stage", longer=(("stage9", 2.0),)))
+    with pytest.raises(ValueError, match="recipe 'arm4r-3stage' has no stage 'stage9'"):
+        bench._recipe_stages("bad", inputs)
 
 
 def test_keys_change_with_any_part_of_the_configuration() -> None:
