@@ -161,7 +161,7 @@ def test_settings_that_change_only_the_evaluation_share_one_training_run(shards,
     assert keys["default"] == keys["camera"] != keys["wide"]  # wide's demos come from a wider state box
     out = tmp_path / "bench"
     shutil.copytree(shards[0], out)  # one finished default cell
-    (done,) = [json.loads(p.read_text()) for p in out.glob("cells/*/result.json")]
+    (done,) = bench.load_results(out)
     runs = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*")}
     evaluated = []
 
@@ -171,7 +171,7 @@ def test_settings_that_change_only_the_evaluation_share_one_training_run(shards,
 
     monkeypatch.setattr(bench, "_evaluate", evaluate)
     BenchCommand(preset="tiny", out=out, seeds=(done["cell"]["seed"],), settings=("camera",), workers=1).run()
-    (camera,) = [json.loads(p.read_text()) for p in out.glob("cells/*/result.json") if p.parent.name != done["key"]]
+    (camera,) = [r for r in bench.load_results(out) if r["key"] != done["key"]]
     assert camera["cell"] == {**done["cell"], "setting": "camera"}
     assert camera["training_key"] == done["training_key"]
     ((policy, options),) = evaluated

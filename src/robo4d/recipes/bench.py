@@ -446,8 +446,8 @@ def run_cell(preset: BenchPreset, cell: Cell, out: Path, *, workers: int = 2) ->
         "train_s": round(train_s, 1),
         "eval_s": round(info["aggregated"]["eval_s"], 1),
     }
-    tmp = cell_dir / (RESULT_FILE + ".tmp")
     cell_dir.mkdir(parents=True, exist_ok=True)  # training lives under runs/; the cell holds eval and result
+    tmp = cell_dir / (RESULT_FILE + ".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(cell_dir / RESULT_FILE)  # atomic: a result file is always complete
     print(f"[bench] cell {key}: {result['pc_success']:.1f}% ({train_s:.0f} s train, {result['eval_s']:.0f} s eval)")
