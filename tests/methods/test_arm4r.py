@@ -265,6 +265,36 @@ def test_frame_sources_serve_cached_tokens(tmp_path, monkeypatch, attach_fakes) 
     assert tokens.shape == (2, cfg.image_tokens, cfg.image_dim)
 
 
+def test_augmented_frame_sources_draw_one_cached_copy_per_window(tmp_path, monkeypatch, attach_fakes) -> None:
+    monkeypatch.setenv("ROBO4D_CACHE_DIR", str(tmp_path))
+    cfg = replace(preset("arm4r-tiny", 3), image_augment=3)
+    policy = attach_fakes(ARM4RPolicy(cfg))
+    plain = attach_fakes(ARM4RPolicy(preset("arm4r-tiny", 3))).frame_sources(_TinyFrames())
+    sources = policy.frame_sources(_TinyFrames())
+    assert len(list(tmp_path.iterdir())) == 2 + 2 * 3  # plain front + wrist, then 3 copies of each
+    for key, source in sources.items():
+        window = np.array([0, 1, 2])
+        copies = [copy(window) for copy in source.copies]
+        assert all(not np.allclose(c, plain[key](window)) for c in copies)
+        got = source(window)  # one draw: all its frames from one copy
+        assert any(np.array_equal(got, c) for c in copies)
+
+
+def test_proprio_noise_perturbs_training_inputs_only(attach_fakes) -> None:
+    cfg = replace(preset("arm4r-tiny", 3), proprio_noise=0.005)
+    policy = attach_fakes(ARM4RPolicy(cfg))
+    batch = fake_batch(cfg)
+    policy.eval()
+    clean = policy.compute_loss(batch)[1]["l1"]
+    assert policy.compute_loss(batch)[1]["l1"] == clean
+    policy.train()
+    torch.manual_seed(0)
+    noisy = [policy.compute_loss(batch)[1]["l1"] for _ in range(2)]
+    assert noisy[0] != noisy[1] and all(abs(n - clean) < 0.05 for n in noisy)
+    with pytest.raises(ValueError, match="proprio_noise must be >= 0, got -1.0"):
+        replace(cfg, proprio_noise=-1.0)
+
+
 class TinyFrozenEncoder(FrozenImageEncoder):
     """A real (nn.Module) frozen encoder, small enough to build in a test."""
 

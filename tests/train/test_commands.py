@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,15 @@ def test_recipes_build_valid_stage_chains() -> None:
     (control,) = recipe("scratch").stages(RecipeInputs(robot=("r",), camera_map={"image": "front"}), name="scratch")
     assert control.init_from is None and control.policy == stages[2].policy
     assert control.camera_map == {"image": "front"} and stages[2].camera_map == {}
+
+
+@pytest.mark.parametrize("base", ["arm4r-3stage", "scratch"])
+def test_an_aug_recipe_is_its_base_with_augmentation_in_the_control_stage_only(base: str) -> None:
+    inputs = RecipeInputs(human=("h",), robot=("r",))
+    plain, aug = recipe(base).stages(inputs, name=base), recipe(f"{base}-aug").stages(inputs, name=f"{base}-aug")
+    assert plain[:-1] == aug[:-1] and all(s.policy.image_augment == 0 for s in plain)
+    assert aug[-1].policy == replace(plain[-1].policy, image_augment=8, proprio_noise=0.005)
+    assert replace(aug[-1], policy=plain[-1].policy) == plain[-1]
 
 
 def test_recipe_registry_lists_methods_recipes_and_baselines() -> None:

@@ -52,6 +52,19 @@ def test_existing_stage_without_resume_is_an_error(toy_root: Path, tmp_path: Pat
         run_stage(replace(stage, policy=ToyConfig(hidden=8)), tmp_path, backend=TOY_BACKEND, resume=True)
 
 
+def test_a_run_saved_before_a_defaulted_option_existed_still_resumes(toy_root: Path, tmp_path: Path) -> None:
+    stage = toy_stage(toy_root, steps=2)
+    run_stage(stage, tmp_path, backend=TOY_BACKEND, progress=False)
+    config_file = resolve_checkpoint(tmp_path / "s1") / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["policy_config"]["noise"]  # as written by a version without the option (default 0.0)
+    config_file.write_text(json.dumps(saved))
+    done = run_stage(stage, tmp_path, backend=TOY_BACKEND, progress=False, resume=True)
+    assert done.checkpoint == resolve_checkpoint(tmp_path / "s1")
+    with pytest.raises(ValueError, match="another method or policy config"):  # a non-default value still differs
+        run_stage(replace(stage, policy=ToyConfig(noise=0.1)), tmp_path, backend=TOY_BACKEND, resume=True)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy_root: Path, tmp_path: Path) -> None:
     stage = toy_stage(toy_root, steps=10, save_every=4, policy=ToyConfig(nan_at_call=6))
     with pytest.raises(TrainingDiverged, match=r"loss is nan at step 6; .*step_0000004"):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robo4d.config import config_to_dict
+from robo4d.config import config_from_dict, config_to_dict
 from robo4d.methods.base import Policy, build_policy, method_entry
 from robo4d.train import parallelize
 from robo4d.train.camera_map import open_mapped
@@ -79,6 +79,13 @@ def stage_complete(run_dir: Path, stage: StageConfig) -> bool:
 def _plain(obj: Any) -> Any:
     """JSON round trip, so configs compare equal however tuples/lists were spelled."""
     return json.loads(json.dumps(obj))
+
+
+def _saved_policy(saved: dict[str, Any], ckpt: Path) -> Any:
+    """A checkpoint's policy config as this version spells it: fields added since it was saved take their
+    defaults, so a run saved before a new (default-off) option existed still resumes."""
+    cls = method_entry(saved["method"]).config_cls
+    return _plain(config_to_dict(config_from_dict(cls, saved["policy_config"], where=f"{ckpt}:policy_config")))
 
 
 def _source_checkpoint(stage: StageConfig, run_dir: Path) -> Path:
@@ -230,7 +237,9 @@ def run_stage(
     resume_from = _existing(stage_dir, resume)
     if resume_from is not None:
         saved = read_config(resume_from)
-        if _plain(saved["policy_config"]) != _plain(config_to_dict(policy_config)) or saved["method"] != stage.method:
+        if saved["method"] != stage.method or _saved_policy(saved, resume_from) != _plain(
+            config_to_dict(policy_config)
+        ):
             raise ValueError(f"{resume_from}: was trained with another method or policy config; cannot resume it")
         if saved["step"] >= stage.steps:
             return StageResult(resume_from, load_policy(resume_from))

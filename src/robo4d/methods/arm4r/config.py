@@ -64,6 +64,9 @@ class ARM4RConfig:
     pool_mlp_ratio: float = 4.0  # attention-pool MLP hidden = ratio x (D / slots)
     text_hidden: int = 512  # hidden width of the language MLP E -> text_hidden -> D
     decoder_hidden: int = 128  # hidden width of the readout MLP D -> decoder_hidden -> A*K
+    # --- training-time augmentation (the release's; off in the presets, on in the `-aug` recipes)
+    image_augment: int = 0  # pool of augmented copies of each frame, one drawn per window (nn.augment); 0: none
+    proprio_noise: float = 0.0  # std of Gaussian noise added to the proprio input (release: 0.005, robot stages)
 
     def __post_init__(self) -> None:
         if self.objective not in ("points", "control"):
@@ -88,6 +91,9 @@ class ARM4RConfig:
         for name in ("num_points", "horizon", "seq_len", "image_tokens", "image_dim", "text_dim", "pool_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ARM4RConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("image_augment", "proprio_noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ARM4RConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.pool_dim % self.pool_heads:
             raise ValueError(f"ARM4RConfig.pool_dim {self.pool_dim} must split into {self.pool_heads} heads")
         _ = self.trunk  # building it validates dim / n_layers / n_heads

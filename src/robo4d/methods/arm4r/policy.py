@@ -44,6 +44,7 @@ from robo4d.methods.arm4r.geometry import compose_targets, relative_targets, sta
 from robo4d.methods.arm4r.inference import StepwiseDecoder
 from robo4d.methods.arm4r.model import ARM4RModel, masked_l1
 from robo4d.methods.base import DataSpec, Policy, register_method
+from robo4d.nn.augment import augmented_lookup
 from robo4d.nn.encoders.attached import AttachedEncoders, EncoderSpec, FrozenEncoders
 from robo4d.nn.encoders.base import ImageEncoder, TextEncoder
 from robo4d.nn.feature_cache import FeatureCache, cached_precision
@@ -173,9 +174,10 @@ class ARM4RPolicy(Policy):
         return self._encoders.embed_texts(texts, next(self.parameters()).device)
 
     def frame_sources(self, dataset: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-
-        cache, image = FeatureCache(), self.encoders().image
+        cache, image, copies = FeatureCache(), self.encoders().image, self.config.image_augment
         cams = dict.fromkeys(self.config.cameras)
+        if copies:
+            return {types.image_tokens_key(cam): augmented_lookup(cache, dataset, cam, image, copies) for cam in cams}
         return {types.image_tokens_key(cam): cache.lookup(dataset, cam, image) for cam in cams}
 
     # ----------------------------------------------------------------------------------------- training
@@ -256,6 +258,8 @@ class ARM4RPolicy(Policy):
         cfg = self.config
         t = cfg.seq_len
         proprio, target, valid = self.targets(batch)
+        if self.training and cfg.proprio_noise:
+            proprio = proprio + cfg.proprio_noise * torch.randn_like(proprio)  # the inputs only; targets stay exact
         text = self.embed_texts(batch[types.TASK])[:, None].expand(-1, t, -1)  # (B, T, E)
         images = {cam: batch[types.image_tokens_key(cam)][:, :t].float() for cam in dict.fromkeys(cfg.cameras)}
         tokens = self.model.step_tokens(text, images, proprio, target[:, :, 0])  # (B, T, 3, D)

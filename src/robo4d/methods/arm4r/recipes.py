@@ -3,7 +3,9 @@
 `arm4r-3stage` is the release's schedule: (1) points on human video, (2) points on robot video, both from
 3D tracks, (3) robot control; 1 -> 2 keeps everything, 2 -> 3 re-initialises only the proprio encoder,
 action encoder and action decoder (the modules whose shapes depend on the objective). `scratch` is stage 3
-alone from random weights: the baseline that measures what pre-training buys.
+alone from random weights: the baseline that measures what pre-training buys. `arm4r-3stage-aug` and
+`scratch-aug` are the same with the release's training augmentations in the control stage (random resized crop
+on the non-wrist cameras, brightness and contrast per window, proprio noise; nn.augment).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from robo4d.train.weight_map import WeightMap, keep_except, load_all
 
 METHOD = "arm4r"
 DEFAULT_PRESET = "arm4r-tiny"
+AUGMENT_COPIES = 8  # augmented copies of each robot frame windows draw from (the `-aug` recipes)
+PROPRIO_NOISE = 0.005  # release: std of the proprio noise in robot stages
 
 
 def transfer_map(config: ARM4RConfig) -> WeightMap:
@@ -78,6 +82,13 @@ def _scratch(inputs: RecipeInputs) -> tuple[StageConfig, ...]:
     return (_control_stage(inputs, name="control"),)
 
 
+def _augmented(stages: tuple[StageConfig, ...]) -> tuple[StageConfig, ...]:
+    """The same stages with the release's augmentations in the last (robot control) one (nn.augment)."""
+    *before, control = stages
+    policy = replace(control.policy, image_augment=AUGMENT_COPIES, proprio_noise=PROPRIO_NOISE)
+    return (*before, replace(control, policy=policy))
+
+
 register_recipe(
     "arm4r-3stage",
     Recipe(
@@ -99,5 +110,29 @@ register_recipe(
         policy_stage="control",
         baseline=True,
         build=_scratch,
+    ),
+)
+register_recipe(
+    "arm4r-3stage-aug",
+    Recipe(
+        method=METHOD,
+        description="arm4r-3stage with the release's augmentations in the control stage (crop, brightness and "
+        "contrast per window, proprio noise)",
+        needs=("human", "robot"),
+        default_preset=DEFAULT_PRESET,
+        policy_stage="stage3",
+        build=lambda inputs: _augmented(_arm4r_3stage(inputs)),
+    ),
+)
+register_recipe(
+    "scratch-aug",
+    Recipe(
+        method=METHOD,
+        description="scratch with the release's augmentations (crop, brightness and contrast per window, proprio "
+        "noise)",
+        needs=("robot",),
+        default_preset=DEFAULT_PRESET,
+        policy_stage="control",
+        build=lambda inputs: _augmented(_scratch(inputs)),
     ),
 )
