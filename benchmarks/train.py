@@ -6,6 +6,8 @@
   the frozen-feature cache gives the windows) vs. encoding the uint8 frames with the frozen
   EfficientNet-Lite0 inside every step (what the release does). Reports samples/s and step time of each.
 - arm4r-base control stage: forward + backward + AdamW step time at batch 2 (tokens as the cache serves them).
+- trunks: arm4r-tiny against arm4r-mini at the bench's batch of 32, stages 1 and 3 side by side, the training
+  time of one ARM4R cell of the medium bench preset they imply, and ViT-B's frames/s (arm4r-mini's encoder).
 - peak memory: the process's max RSS (torch keeps no allocator peak on CPU).
 The text encoder is a fixed-vector stand-in (embeddings are cached per string in training anyway); the image
 encoder of the no-cache column is the real one, so its cost is what the cache saves.
@@ -18,6 +20,7 @@ import json
 import resource
 import time
 import zlib
+from dataclasses import replace
 
 import torch
 
@@ -129,6 +132,56 @@ def bench_base(steps: int) -> dict:
     return {"preset": "arm4r-base", "stage": 3, "batch": b, "trainable_params": trainable, "step_s": round(step, 3)}
 
 
+def bench_trunks(batch: int, steps: int) -> dict:
+    """arm4r-tiny against arm4r-mini (the release's smallest trunk, on ViT-B tokens) at the bench's batch: step
+    time of stage 1 (points) and stage 3 (control), side by side, the medium bench preset's training time per
+    ARM4R cell that implies, and the frozen ViT-B's encoding rate (random weights: the cost, not the features)."""
+    from robo4d.nn.encoders import build_image_encoder
+    from robo4d.recipes import bench
+    from robo4d.train.recipes import RecipeInputs, recipe
+
+    medium = bench.PRESETS["medium"]
+    stages = recipe("arm4r-3stage").stages(RecipeInputs(human=("h",), robot=("r",)), name="arm4r-3stage")
+    medium_steps = {s.name: max(1, round(s.steps * medium.steps_scale)) for s in stages}
+    points = medium.track_grid**2
+    out: dict = {"batch": batch, "points": points, "medium_steps": medium_steps}
+    for name in ("arm4r-tiny", "arm4r-mini"):
+        times = {}
+        for stage in (1, 3):
+            cfg = preset(name, stage)
+            cfg = replace(cfg, num_points=points) if stage == 1 else cfg
+            torch.manual_seed(0)
+            policy = build_policy("arm4r", cfg)
+
+            class _ImageShape:  # only its sizes are checked: tokens come from the batch, as the cache serves them
+                name, num_tokens, dim = "bench-image", cfg.image_tokens, cfg.image_dim
+
+            policy.use_encoders(image=_ImageShape(), text=_TextStandIn(cfg.text_dim))
+            g = torch.Generator().manual_seed(0)
+            t = cfg.seq_len + cfg.horizon
+            data = {types.PAD_MASK: torch.zeros(batch, t, dtype=torch.bool), types.TASK: ["push the button"] * batch}
+            for cam in dict.fromkeys(cfg.cameras):
+                data[types.image_tokens_key(cam)] = torch.randn(batch, t, cfg.image_tokens, cfg.image_dim, generator=g)
+            if stage == 1:
+                data[cfg.points_prefix + cfg.points_camera] = torch.randn(batch, t, points, 3, generator=g)
+                data[types.GT_POINTS_VISIBLE_PREFIX + cfg.points_camera] = torch.ones(batch, t, points, dtype=bool)
+            else:
+                data[types.STATE] = _states((batch, t), g)
+            times[stage] = _step_time(policy, lambda i, d=data: d, steps)
+        train_s = times[1] * (medium_steps["stage1"] + medium_steps["stage2"]) + times[3] * medium_steps["stage3"]
+        out[name] = {"stage1_step_s": round(times[1], 4), "stage3_step_s": round(times[3], 4),
+                     "medium_cell_train_s": round(train_s)}  # fmt: skip
+    tiny, mini = out["arm4r-tiny"]["medium_cell_train_s"], out["arm4r-mini"]["medium_cell_train_s"]
+    out["mini_over_tiny"] = round(mini / tiny, 1)
+    vit = build_image_encoder("vit-b16-crossmae", random_init=True)
+    frames = torch.randint(0, 256, (16, FRAME_SIDE, FRAME_SIDE, 3), dtype=torch.uint8)
+    vit.encode(frames[:2])
+    t0 = time.perf_counter()
+    vit.encode(frames)
+    out["vit_b_frames_per_s"] = round(len(frames) / (time.perf_counter() - t0), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median reported)")
@@ -140,6 +193,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "tiny": bench_tiny(args.batch, args.steps),
         "base": bench_base(max(2, args.steps // 2)),
+        "trunks": bench_trunks(32, max(2, args.steps // 2)),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(out, indent=2))
