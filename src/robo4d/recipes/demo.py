@@ -4,10 +4,11 @@
     robot demos  ─▶ 3D tracks ────────────────────────────────┘                                   ├─▶ eval ─▶ report.md
     robot demos  ─────────────────────────────────────────────▶ from-scratch control baseline ───┘
 
-`--method NAME` trains every recipe that method registers (train.recipes.recipes_of) and its no-pre-training
-baseline (the default baseline where a method registers none); each recipe's policy stage is evaluated on
-the same held-out initial states, and the report gives each policy's bootstrap interval and its paired
-difference to the baseline, headed by the best-resolved one (robo4d bench's statistics).
+`--method NAME` trains every recipe that method registers for the demo (train.recipes.recipes_of, `in_demo`;
+the bench's levers stay out) and its no-pre-training baseline (the default baseline where a method registers
+none); each recipe's policy stage is evaluated on the same held-out initial states, and the report gives each
+policy's bootstrap interval and its paired difference to the baseline, headed by the best-resolved one (robo4d
+bench's statistics).
 Every step checks whether its output already exists and is complete, so a re-run skips done work and an
 interrupted run continues where it stopped. Steps call the same library entry points as the CLI commands.
 """
@@ -136,7 +137,7 @@ def demo_recipes(method: str) -> tuple[tuple[str, ...], str]:
         methods = sorted({r.method for r in all_recipes().values()})
         raise KeyError(unknown_name_message("method with recipes", method, methods))
     baselines = [n for n, r in mine.items() if r.baseline] or [DEFAULT_BASELINE]
-    return tuple(dict.fromkeys((baselines[0], *mine))), baselines[0]
+    return tuple(dict.fromkeys((baselines[0], *(n for n, r in mine.items() if r.in_demo)))), baselines[0]
 
 
 class _Clock:

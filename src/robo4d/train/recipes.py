@@ -63,6 +63,7 @@ class Recipe:
     default_preset: str  # used when RecipeInputs.preset is None
     policy_stage: str  # the stage whose checkpoint is the final control policy (what eval and serve load)
     baseline: bool = False  # the method's no-pre-training baseline (experiment runners compare against it)
+    in_demo: bool = True  # `robo4d demo --method` trains it (False: a lever the bench measures, e.g. augmentation)
     build: Callable[[RecipeInputs], tuple[StageConfig, ...]]
 
     def __post_init__(self) -> None:
