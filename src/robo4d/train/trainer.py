@@ -237,9 +237,8 @@ def run_stage(
     resume_from = _existing(stage_dir, resume)
     if resume_from is not None:
         saved = read_config(resume_from)
-        if saved["method"] != stage.method or _saved_policy(saved, resume_from) != _plain(
-            config_to_dict(policy_config)
-        ):
+        wanted = _plain(config_to_dict(policy_config))
+        if saved["method"] != stage.method or _saved_policy(saved, resume_from) != wanted:
             raise ValueError(f"{resume_from}: was trained with another method or policy config; cannot resume it")
         if saved["step"] >= stage.steps:
             return StageResult(resume_from, load_policy(resume_from))
