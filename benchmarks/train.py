@@ -112,21 +112,33 @@ def bench_tiny(batch: int, steps: int) -> dict:
     return {"preset": "arm4r-tiny", "stage": 3, "batch": batch, **result}
 
 
-def bench_base(steps: int) -> dict:
-    cfg = preset("arm4r-base", 3)
+def _token_policy(cfg, batch: int) -> tuple:  # noqa: ANN001
+    """(an ARM4R policy of `cfg` seeded at 0, one training batch of random tokens and targets of `cfg`'s shapes).
+    The image encoder is a stand-in whose sizes alone are checked: tokens come from the batch, as the cache
+    serves them."""
     torch.manual_seed(0)
     policy = build_policy("arm4r", cfg)
 
-    class _ImageShape:  # only its sizes are checked: tokens come from the batch, as the cache serves them
+    class _ImageShape:
         name, num_tokens, dim = "bench-image", cfg.image_tokens, cfg.image_dim
 
     policy.use_encoders(image=_ImageShape(), text=_TextStandIn(cfg.text_dim))
     g = torch.Generator().manual_seed(0)
-    t, b = cfg.seq_len + cfg.horizon, 2
-    batch = {types.PAD_MASK: torch.zeros(b, t, dtype=torch.bool), types.TASK: ["push the button"] * b,
-             types.STATE: _states((b, t), g)}  # fmt: skip
+    t = cfg.seq_len + cfg.horizon
+    data = {types.PAD_MASK: torch.zeros(batch, t, dtype=torch.bool), types.TASK: ["push the button"] * batch}
     for cam in dict.fromkeys(cfg.cameras):
-        batch[types.image_tokens_key(cam)] = torch.randn(b, t, cfg.image_tokens, cfg.image_dim, generator=g)
+        data[types.image_tokens_key(cam)] = torch.randn(batch, t, cfg.image_tokens, cfg.image_dim, generator=g)
+    if cfg.objective == "points":
+        data[cfg.points_prefix + cfg.points_camera] = torch.randn(batch, t, cfg.num_points, 3, generator=g)
+        data[types.GT_POINTS_VISIBLE_PREFIX + cfg.points_camera] = torch.ones(batch, t, cfg.num_points, dtype=bool)
+    else:
+        data[types.STATE] = _states((batch, t), g)
+    return policy, data
+
+
+def bench_base(steps: int) -> dict:
+    b = 2
+    policy, batch = _token_policy(preset("arm4r-base", 3), b)
     trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     step = _step_time(policy, lambda i: batch, steps)
     return {"preset": "arm4r-base", "stage": 3, "batch": b, "trainable_params": trainable, "step_s": round(step, 3)}
@@ -149,24 +161,7 @@ def bench_trunks(batch: int, steps: int) -> dict:
         times = {}
         for stage in (1, 3):
             cfg = preset(name, stage)
-            cfg = replace(cfg, num_points=points) if stage == 1 else cfg
-            torch.manual_seed(0)
-            policy = build_policy("arm4r", cfg)
-
-            class _ImageShape:  # only its sizes are checked: tokens come from the batch, as the cache serves them
-                name, num_tokens, dim = "bench-image", cfg.image_tokens, cfg.image_dim
-
-            policy.use_encoders(image=_ImageShape(), text=_TextStandIn(cfg.text_dim))
-            g = torch.Generator().manual_seed(0)
-            t = cfg.seq_len + cfg.horizon
-            data = {types.PAD_MASK: torch.zeros(batch, t, dtype=torch.bool), types.TASK: ["push the button"] * batch}
-            for cam in dict.fromkeys(cfg.cameras):
-                data[types.image_tokens_key(cam)] = torch.randn(batch, t, cfg.image_tokens, cfg.image_dim, generator=g)
-            if stage == 1:
-                data[cfg.points_prefix + cfg.points_camera] = torch.randn(batch, t, points, 3, generator=g)
-                data[types.GT_POINTS_VISIBLE_PREFIX + cfg.points_camera] = torch.ones(batch, t, points, dtype=bool)
-            else:
-                data[types.STATE] = _states((batch, t), g)
+            policy, data = _token_policy(replace(cfg, num_points=points) if stage == 1 else cfg, batch)
             times[stage] = _step_time(policy, lambda i, d=data: d, steps)
         train_s = times[1] * (medium_steps["stage1"] + medium_steps["stage2"]) + times[3] * medium_steps["stage3"]
         out[name] = {"stage1_step_s": round(times[1], 4), "stage3_step_s": round(times[3], 4),
