@@ -116,7 +116,6 @@ class AugmentedLookup:
         if not copies:
             raise ValueError("AugmentedLookup needs at least one cached copy")
         self.copies = copies
-        self.shape = copies[0].shape
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         return self.copies[int(torch.randint(len(self.copies), ()))](indices)
