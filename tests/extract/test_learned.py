@@ -244,6 +244,31 @@ def test_camera_pan_moves_pixels_and_tracks_together():
         TrackerTrainConfig(pan_prob=1.5)
 
 
+def test_anchor_drift_shifts_each_tracks_anchors_by_one_shared_offset():
+    """`anchor_drift_px` moves all anchored estimates of a track by the same offset (a drifted track, not
+    jitter); the new frames start at the last anchor; with drift off, the anchors are left alone."""
+    from robo4d.recipes.tracker import ANCHORED, INIT, TARGET, TrackerTrainConfig, make_window
+
+    t_len, n = 12, 40
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (t_len, 32, 32, 3), dtype=np.uint8)
+    uv = (rng.uniform(4, 28, (1, n, 2)) + np.arange(t_len)[:, None, None] * 0.5).astype(np.float32)
+    visible = np.ones((t_len, n), bool)
+    base = {"net": TINY, "points": n, "first_window_prob": 0.0, "anchor_noise_px": 0.0}
+    drifted = make_window(frames, uv, visible, TrackerTrainConfig(**base, anchor_drift_px=6.0), 4,
+                          np.random.RandomState(3))  # fmt: skip
+    k = TINY.overlap
+    assert drifted[ANCHORED].tolist() == [True] * k + [False] * (4 - k)
+    offset = (drifted[INIT][:k] - drifted[TARGET][:k]).numpy()  # (k, N, 2)
+    assert np.allclose(offset, offset[:1], atol=1e-4)  # shared by the track's anchors
+    assert np.abs(offset[0]).max() > 0.5 and np.unique(offset[0].round(3), axis=0).shape[0] == n  # per track
+    assert np.allclose(drifted[INIT][k:], drifted[INIT][k - 1])
+    clean = make_window(frames, uv, visible, TrackerTrainConfig(**base), 4, np.random.RandomState(3))
+    assert np.allclose(clean[INIT][:k], clean[TARGET][:k])  # no noise, no drift: the anchors are the truth
+    with pytest.raises(ValueError, match="anchor_drift_px"):
+        TrackerTrainConfig(anchor_drift_px=-1.0)
+
+
 def test_refinement_aligns_estimates_to_the_query_patches():
     """With `refine`, a translating texture is tracked to sub-pixel accuracy even by an untrained network."""
     import cv2

@@ -153,6 +153,10 @@ def test_eval_and_train_reject_bad_input_in_one_line(tmp_path, capsys):
         Train(data=(tmp_path,), out=tmp_path / "run", short_side=16).run()
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--short-side must be >= 32 pixels, got 16" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        Train(data=(tmp_path,), out=tmp_path / "run", anchor_drift_px=-2.0).run()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--anchor-drift-px must be >= 0 pixels, got -2.0" in err and len(err.splitlines()) == 1
 
 
 def test_extract_tracks_with_the_learned_tracker(human_root, trained, tmp_path, monkeypatch):

@@ -7,7 +7,9 @@ The trainer sees it through a `DataBackend`: each clip is an "episode", and each
     `points` tracks sampled among those visible on frame 0 (half of them on moving bodies, which are rare),
     initial estimates as a windowed run would give them: at s = 0 every frame starts at the query; at s > 0
     the first `overlap` frames are "anchored" at the truth plus noise (what a previous window would have left)
-    and the rest start at the last anchored estimate.
+    and the rest start at the last anchored estimate. With `anchor_drift_px`, each track's anchors also share one
+    offset, as a track that drifted in earlier windows hands on: the loss on the new frames then teaches the
+    network to find the point again from its query correlation instead of continuing from where it was left.
 The policy wrapper's `compute_loss` is `learned_model.tracking_loss`; after training, the last checkpoint is
 exported as a weights folder that `--tracker learned --tracker-weights DIR` (or the package) loads.
 """
@@ -50,6 +52,8 @@ class TrackerTrainConfig:
     points: int = 256  # tracks per training window
     windows_per_clip: int = 8  # training windows drawn per clip and epoch (random start and points each time)
     anchor_noise_px: float = 1.0  # std of the noise on anchored estimates, pixels
+    # Drift: per window, a std s ~ U(0, anchor_drift_px); per track, one offset ~ N(0, s^2) on all its anchors.
+    anchor_drift_px: float = 0.0  # 0: off, as the shipped weights up to 2,520 H200 steps were trained
     first_window_prob: float = 0.3  # share of windows cut at s = 0 (the clip's first window)
     # Camera pan: the world's head camera shakes about a fixed view, so its clips never drift far; real
     # hand-held video pans. A share of windows is warped by a smooth random similarity over clip time.
@@ -59,6 +63,8 @@ class TrackerTrainConfig:
     def __post_init__(self) -> None:
         if self.points < 1 or self.windows_per_clip < 1 or self.anchor_noise_px < 0 or self.pan_speed_px < 0:
             raise ValueError(f"TrackerTrainConfig has out-of-range values: {self}")
+        if self.anchor_drift_px < 0:
+            raise ValueError(f"TrackerTrainConfig.anchor_drift_px must be >= 0, got {self.anchor_drift_px}")
         if not 0 <= self.pan_prob <= 1:
             raise ValueError(f"TrackerTrainConfig.pan_prob must be in [0, 1], got {self.pan_prob}")
         if not 0 <= self.first_window_prob <= 1:
@@ -130,6 +136,9 @@ def make_window(
         k = config.net.overlap
         anchored[:k] = True
         noisy = target[:k] + rng.normal(0, config.anchor_noise_px, target[:k].shape).astype(np.float32)
+        if config.anchor_drift_px:
+            drift = rng.normal(0, rng.uniform(0, config.anchor_drift_px), (1, target.shape[1], 2))  # (1, N, 2)
+            noisy = noisy + drift.astype(np.float32)
         init[:k], init[k:] = noisy, noisy[k - 1]
     window_frames = frames[sl]
     if warps is not None:
@@ -247,6 +256,7 @@ class TrainSettings:
     seed: int = 0
     init_from: Path | None = None  # a tracker checkpoint (or run's stage dir) to fine-tune from; None: from scratch
     pan_prob: float = 0.5  # share of training windows warped by a random camera pan (TrackerTrainConfig)
+    anchor_drift_px: float = 0.0  # std bound of the shared offset on anchored estimates (TrackerTrainConfig)
     short_side: int = LearnedTrackerConfig.short_side  # the network's input scale; clips are resized to it
 
 
@@ -259,7 +269,7 @@ def train(settings: TrainSettings, *, resume: bool, progress: bool = True) -> Pa
     from robo4d.train.weight_map import load_all
 
     config = TrackerTrainConfig(net=LearnedTrackerConfig(short_side=settings.short_side), points=settings.points,
-                                pan_prob=settings.pan_prob)  # fmt: skip
+                                pan_prob=settings.pan_prob, anchor_drift_px=settings.anchor_drift_px)  # fmt: skip
     init_from = None if settings.init_from is None else str(Path(settings.init_from).resolve())
     stage = StageConfig(
         name="tracker", method=METHOD, policy=config, datasets=tuple(map(str, settings.data)), steps=settings.steps,

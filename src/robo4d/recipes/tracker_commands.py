@@ -62,6 +62,9 @@ class Train:
     num_workers: int = 1  # DataLoader worker processes
     seed: int = 0
     pan_prob: float = 0.5  # share of training windows warped by a random camera pan (real video pans)
+    # Each track's anchors (the estimates a window inherits) share one random offset of std up to this (pixels at
+    # the clips' size): the network learns to recover a drifted track instead of continuing from where it was.
+    anchor_drift_px: float = 0.0
     short_side: int = 128  # the network's input scale: clips (and, at inference, videos) are resized to it
     init_from: Path | None = None  # fine-tune from this tracker checkpoint (a step_* folder or a run's stage dir)
     resume: bool = False  # continue an interrupted run from its last checkpoint
@@ -77,6 +80,8 @@ class Train:
             _fail(f"train: --data names a folder twice: {' '.join(map(str, self.data))}")
         if min(self.steps, self.batch_size, self.points) < 1 or self.lr <= 0 or not 0 <= self.pan_prob <= 1:
             _fail("train: --steps, --batch-size, --points must be >= 1, --lr > 0 and --pan-prob in [0, 1]")
+        if self.anchor_drift_px < 0:
+            _fail(f"train: --anchor-drift-px must be >= 0 pixels, got {self.anchor_drift_px}")
         if self.short_side < 32:
             _fail(f"train: --short-side must be >= 32 pixels, got {self.short_side}")
         if self.init_from is not None and not self.init_from.exists():
@@ -94,6 +99,7 @@ class Train:
             seed=self.seed,
             init_from=self.init_from,
             pan_prob=self.pan_prob,
+            anchor_drift_px=self.anchor_drift_px,
             short_side=self.short_side,
         )
         print(train(settings, resume=self.resume, progress=self.progress))
