@@ -19,6 +19,11 @@ the last it reports the fraction of the grid still tracked (claimed visible) and
 (normalised cross-correlation of 9x9 grey patches at a 128-pixel short side) between each tracked point's
 patch and its query patch on frame 0: a drift signal, since a point that slid off its surface point stops
 looking like it. LK runs at the clip's native resolution (its best case), the learned tracker at its own.
+The clip's own ceiling comes with it ("ceiling"): for each grid point, the best similarity its query patch
+reaches anywhere in the frame (every whole-pixel position, then quarter-pixel steps around the 5 best), so no
+tracker's point scores above it (to within that sub-pixel search). Reported per checked frame: the share of the
+grid that can reach 0.8 at all, and the highest median similarity any 60% of the grid can have (the 70th
+percentile of the per-point bests): a tracker can only meet "60% tracked, median >= 0.8" where that is >= 0.8.
 """
 
 from __future__ import annotations
@@ -144,6 +149,36 @@ def _patch_similarity(grey: np.ndarray, uv: np.ndarray, t: int, mask: np.ndarray
     return float(np.median(scores)) if scores else float("nan")
 
 
+def _best_similarity(grey: np.ndarray, query: np.ndarray, t: int) -> float:
+    """The highest NCC of the query patch at `query` (grey's scale) on frame 0 anywhere in frame t."""
+    import cv2
+
+    patch = cv2.getRectSubPix(grey[0], (PATCH, PATCH), tuple(map(float, query - 0.5)))
+    scores = cv2.matchTemplate(grey[t], patch, cv2.TM_CCOEFF_NORMED)  # whole-pixel positions
+    best = float(scores.max())
+    a = patch - patch.mean()
+    for flat in np.argsort(scores.ravel())[-5:]:
+        row, col = divmod(int(flat), scores.shape[1])
+        for dx in np.arange(-0.75, 0.76, 0.25):
+            for dy in np.arange(-0.75, 0.76, 0.25):
+                b = cv2.getRectSubPix(grey[t], (PATCH, PATCH), (col + PATCH // 2 + dx, row + PATCH // 2 + dy))
+                b = b - b.mean()
+                denom = np.sqrt((a * a).sum() * (b * b).sum())
+                best = max(best, float((a * b).sum() / denom) if denom > 1e-6 else 0.0)
+    return best
+
+
+def real_ceiling(grey: np.ndarray, queries: np.ndarray, checked: list[int]) -> dict:
+    """Per checked frame: the share of the grid whose query patch reaches 0.8 anywhere in the frame, and the best
+    median similarity of any 60% of the grid (queries at grey's scale)."""
+    out: dict = {"reachable_0.8": {}, "best_median_of_60pct": {}}
+    for t in checked:
+        best = np.array([_best_similarity(grey, q, t) for q in queries])
+        out["reachable_0.8"][str(t)] = float((best >= 0.8).mean())
+        out["best_median_of_60pct"][str(t)] = float(np.quantile(best, 0.7))
+    return out
+
+
 def score_real(path: Path, grid: int = 36) -> dict:
     frames = read_video(path)
     t_len, height, width = frames.shape[:3]
@@ -151,6 +186,7 @@ def score_real(path: Path, grid: int = 36) -> dict:
     queries = grid_queries(height, width, grid)
     checked = [t for t in (*REAL_FRAMES, t_len - 1) if t < t_len]
     result: dict = {"video": str(path), "frames": t_len, "image": [height, width], "grid": grid}
+    result["ceiling"] = real_ceiling(grey, queries * scale, checked)
     for name, config in SETTINGS.items():
         start = time.process_time()
         uv, visible = config.build().track(frames, queries)
