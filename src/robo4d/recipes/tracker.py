@@ -53,7 +53,7 @@ class TrackerTrainConfig:
     windows_per_clip: int = 8  # training windows drawn per clip and epoch (random start and points each time)
     anchor_noise_px: float = 1.0  # std of the noise on anchored estimates, pixels
     # Drift: per window, a std s ~ U(0, anchor_drift_px); per track, one offset ~ N(0, s^2) on all its anchors.
-    anchor_drift_px: float = 0.0  # 0: off, as the shipped weights up to 2,520 H200 steps were trained
+    anchor_drift_px: float = 0.0  # 0: off, as the shipped weights were trained (README: what 4 px did)
     first_window_prob: float = 0.3  # share of windows cut at s = 0 (the clip's first window)
     # Camera pan: the world's head camera shakes about a fixed view, so its clips never drift far; real
     # hand-held video pans. A share of windows is warped by a smooth random similarity over clip time.
