@@ -123,14 +123,18 @@ def test_train_mixes_several_clip_folders(trained, tmp_path, capsys):
     assert not (tmp_path / "twice").exists()
 
 
-def test_eval_reports_tapvid_metrics(human_root, trained, capsys):
+def test_eval_reports_tapvid_metrics(human_root, trained, capsys, tmp_path):
     from robo4d.recipes.tracker_commands import Eval
 
-    Eval(dataset=human_root, weights=trained / "weights").run()
+    Eval(dataset=human_root, weights=trained / "weights", plot=tmp_path / "drift.png").run()
     result = json.loads(capsys.readouterr().out)
     assert result["frames"] == 2 * T and result["episodes"] == 2
     for key in ("delta_avg", "occlusion_accuracy", "average_jaccard"):
         assert 0 <= result[key] <= 1
+    # Every point is visible in every frame here, so the per-frame deltas average to the pooled one.
+    assert len(result["delta_avg_by_frame"]) == T - 1
+    assert np.isclose(np.mean(result["delta_avg_by_frame"]), result["delta_avg"])
+    assert (tmp_path / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     Eval(dataset=human_root, tracker="lk", episodes=1).run()
     lk = json.loads(capsys.readouterr().out)
     assert lk["tracker"] == "lk" and lk["episodes"] == 1 and 0 <= lk["delta_avg"] <= 1
@@ -145,6 +149,9 @@ def test_eval_and_train_reject_bad_input_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         Train(data=(tmp_path,), out=tmp_path / "run").run()
     assert e.value.code == 2 and "holds no clip_*.npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        Eval(dataset=tmp_path, plot=tmp_path / "drift.jpg").run()
+    assert e.value.code == 2 and "must name a .png file" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         Eval(dataset=tmp_path, tracker="lk", refine=True).run()
     assert e.value.code == 2 and "--refine need --tracker learned" in capsys.readouterr().err

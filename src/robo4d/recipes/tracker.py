@@ -372,8 +372,34 @@ def evaluate_dataset(
         gt_vis.append(data[vis_key][1:].astype(bool))
     metrics = tapvid_2d(np.concatenate(preds), np.concatenate(pred_vis), np.concatenate(gts),
                         np.concatenate(gt_vis), image_size=(height, width), query_frame=None)  # fmt: skip
+    by_frame = []  # delta_avg at frame t (t = 1, 2, ...) over the episodes that are that long: how tracks drift
+    for t in range(max(len(p) for p in preds)):
+        have = [i for i, p in enumerate(preds) if len(p) > t]
+        at_t = [np.stack([arrays[i][t] for i in have]) for arrays in (preds, pred_vis, gts, gt_vis)]
+        delta = tapvid_2d(*at_t, image_size=(height, width), query_frame=None)["delta_avg"]
+        by_frame.append(delta if np.isfinite(delta) else None)
     return {
         "dataset": str(root), "tracker": tracker, "iters": iters, "refine": refine, "episodes": count,
         "frames": frames_total,
-        "frames_per_cpu_second": frames_total / max(cpu, 1e-9), **metrics,
+        "frames_per_cpu_second": frames_total / max(cpu, 1e-9), **metrics, "delta_avg_by_frame": by_frame,
     }  # fmt: skip
+
+
+def plot_delta_by_frame(result: dict[str, Any], path: Path) -> None:
+    """A PNG of `evaluate_dataset`'s delta_avg per frame, with the pooled delta_avg as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = [t + 1 for t, d in enumerate(result["delta_avg_by_frame"]) if d is not None]
+    values = [d for d in result["delta_avg_by_frame"] if d is not None]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    label = result["tracker"] + (" + refine" if result["refine"] else "")
+    ax.plot(frames, values, marker=".", label=label)
+    ax.axhline(result["delta_avg"], linestyle="--", color="grey", label=f"pooled {result['delta_avg']:.3f}")
+    ax.set(xlabel="frame (query frame 0)", ylabel="TAP-Vid delta_avg", ylim=(0, 1), title=str(result["dataset"]))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

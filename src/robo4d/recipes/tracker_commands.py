@@ -117,6 +117,7 @@ class Eval:
     iters: int | None = None  # learned: refinement iterations per window (default: as trained; fewer is faster)
     refine: bool = False  # learned: align estimates to their query patches (Lucas-Kanade, sub-pixel)
     out: Path | None = None  # also write the JSON here
+    plot: Path | None = None  # also draw delta_avg per frame (how tracks drift) into this PNG
 
     def run(self) -> None:
         from robo4d.recipes.tracker import evaluate_dataset
@@ -127,6 +128,8 @@ class Eval:
             _fail(f"eval: --tracker must be learned or lk, got {self.tracker!r}")
         if self.tracker != "learned" and (self.weights is not None or self.iters is not None or self.refine):
             _fail(f"eval: --weights, --iters and --refine need --tracker learned, got --tracker {self.tracker}")
+        if self.plot is not None and self.plot.suffix.lower() != ".png":
+            _fail(f"eval: --plot {self.plot} must name a .png file")
         try:
             result = evaluate_dataset(self.dataset, self.camera, tracker=self.tracker, weights=self.weights,
                                       episodes=self.episodes, iters=self.iters,
@@ -136,6 +139,10 @@ class Eval:
         text = json.dumps(result, indent=2)
         if self.out is not None:
             self.out.write_text(text + "\n")
+        if self.plot is not None:
+            from robo4d.recipes.tracker import plot_delta_by_frame
+
+            plot_delta_by_frame(result, self.plot)
         print(text)
 
 
