@@ -143,10 +143,15 @@ def _patch_similarity(grey: np.ndarray, uv: np.ndarray, t: int, mask: np.ndarray
     for i in np.flatnonzero(mask):
         a = cv2.getRectSubPix(grey[0], (PATCH, PATCH), tuple(map(float, uv[0, i] - 0.5)))
         b = cv2.getRectSubPix(grey[t], (PATCH, PATCH), tuple(map(float, uv[t, i] - 0.5)))
-        a, b = a - a.mean(), b - b.mean()
-        denom = np.sqrt((a * a).sum() * (b * b).sum())
-        scores.append(float((a * b).sum() / denom) if denom > 1e-6 else 0.0)
+        scores.append(_ncc(a, b))
     return float(np.median(scores)) if scores else float("nan")
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two equal-size patches (0 where either is flat)."""
+    a, b = a - a.mean(), b - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 1e-6 else 0.0
 
 
 def _best_similarity(grey: np.ndarray, query: np.ndarray, t: int) -> float:
@@ -156,15 +161,12 @@ def _best_similarity(grey: np.ndarray, query: np.ndarray, t: int) -> float:
     patch = cv2.getRectSubPix(grey[0], (PATCH, PATCH), tuple(map(float, query - 0.5)))
     scores = cv2.matchTemplate(grey[t], patch, cv2.TM_CCOEFF_NORMED)  # whole-pixel positions
     best = float(scores.max())
-    a = patch - patch.mean()
     for flat in np.argsort(scores.ravel())[-5:]:
         row, col = divmod(int(flat), scores.shape[1])
         for dx in np.arange(-0.75, 0.76, 0.25):
             for dy in np.arange(-0.75, 0.76, 0.25):
                 b = cv2.getRectSubPix(grey[t], (PATCH, PATCH), (col + PATCH // 2 + dx, row + PATCH // 2 + dy))
-                b = b - b.mean()
-                denom = np.sqrt((a * a).sum() * (b * b).sum())
-                best = max(best, float((a * b).sum() / denom) if denom > 1e-6 else 0.0)
+                best = max(best, _ncc(patch, b))
     return best
 
 
