@@ -269,8 +269,8 @@ def test_anchor_drift_shifts_each_tracks_anchors_by_one_shared_offset():
         TrackerTrainConfig(anchor_drift_px=-1.0)
 
 
-def test_refinement_aligns_estimates_to_the_query_patches():
-    """With `refine`, a translating texture is tracked to sub-pixel accuracy even by an untrained network."""
+def _shifting_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A blurred random texture translating sub-pixel steps: frames (10, 48, 72, 3), queries (16, 2), truth."""
     import cv2
 
     rng = np.random.RandomState(1)
@@ -279,7 +279,12 @@ def test_refinement_aligns_estimates_to_the_query_patches():
     frames = np.stack([cv2.warpAffine(base, np.float32([[1, 0, dx], [0, 1, dy]]), (72, 48),
                                       borderMode=cv2.BORDER_REFLECT_101) for dx, dy in shifts])  # fmt: skip
     queries = grid_queries(48, 72, 4) * np.float32([0.5, 0.5]) + np.float32([18, 12])  # away from the border
-    truth = queries[None] + shifts[:, None]
+    return frames, queries, queries[None] + shifts[:, None]
+
+
+def test_refinement_aligns_estimates_to_the_query_patches():
+    """With `refine`, a translating texture is tracked to sub-pixel accuracy even by an untrained network."""
+    frames, queries, truth = _shifting_texture()
     config = replace(TINY, short_side=48)
     plain = LearnedTracker(_net(config)).track(frames, queries)[0]
     refined = LearnedTracker(_net(config), refine_max_px=8.0).track(frames, queries)[0]
@@ -287,3 +292,49 @@ def test_refinement_aligns_estimates_to_the_query_patches():
     assert np.array_equal(refined[0], queries)
     with pytest.raises(ValueError, match="refine_max_px"):
         LearnedConfig(refine=True, refine_max_px=0.0)
+
+
+def test_refinement_candidates_land_on_the_truth_from_the_query_and_the_previous_frame():
+    """Both Lucas-Kanade candidates, started 1.5 px off, land on the true position (same pixel convention as the
+    tracks); one that moves further than max_px gives back its start; the chosen estimate is on the truth."""
+    from robo4d.extract.learned import _Refiner
+
+    frames, queries, truth = _shifting_texture()
+    aligner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    guess = truth[5] + np.float32([1.5, -1.0])
+    assert np.abs(aligner._lk(5, 0, queries, guess) - truth[5]).max() < 0.15
+    assert np.abs(aligner._lk(5, 4, truth[4], guess) - truth[5]).max() < 0.15
+    strict = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=0.5)
+    assert np.array_equal(strict._lk(5, 0, queries, guess), guess)
+    estimates = torch.from_numpy(truth[:4] + np.float32([2.0, 1.0]))  # frames 0-3, frame 0 settled
+    chosen = aligner(estimates, 0, 1).numpy()
+    assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15 and np.array_equal(chosen[0], estimates[0].numpy())
+
+
+def test_refinement_keeps_the_network_estimate_on_a_flat_patch():
+    """Where no candidate's patch has texture, the similarities tie and the network's estimate stands."""
+    from robo4d.extract.learned import _Refiner
+
+    frames = np.full((3, 32, 32, 3), 120, np.uint8)
+    queries = np.float32([[10.0, 12.0], [20.5, 16.25]])
+    estimates = torch.from_numpy(queries[None].repeat(3, 0) + np.float32([0.7, -0.3]))
+    out = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)(estimates, 0, 1)
+    assert torch.equal(out, estimates)
+
+
+def test_correlation_window_equals_bilinear_grid_sampling():
+    """The lattice gather gives grid_sample's values, zero padding at and beyond the border included."""
+    import torch.nn.functional as F
+
+    from robo4d.extract.learned_model import _to_grid, _window
+
+    torch.manual_seed(0)
+    maps = torch.randn(300, 1, 9, 13)
+    centre = torch.rand(300, 2) * torch.tensor([19.0, 15.0]) - 3.0  # some windows cross or leave the map
+    centre[:4] = torch.tensor([[0.0, 0.0], [12.0, 8.0], [-5.0, 2.5], [6.25, 4.75]])  # corners, far out, inside
+    r = torch.arange(-2, 3, dtype=torch.float32)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    grid = _to_grid(centre[:, None] + torch.stack([dx, dy], -1).reshape(-1, 2), maps.shape[-2:])[:, None]
+    expected = F.grid_sample(maps, grid, align_corners=True).reshape(300, -1)
+    assert torch.allclose(_window(maps, centre, 2), expected, atol=1e-5)
+    assert torch.equal(_window(maps, torch.tensor([[-5.0, 2.5]]).expand(300, 2), 2), torch.zeros(300, 25))

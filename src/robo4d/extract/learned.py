@@ -6,7 +6,8 @@ its query; each next window starts O frames before the previous one ended, takes
 the last frame, so every window is full (a clip shorter than S is one window of its own length).
 
 Each window correlates only its new frames (the overlap's correlation volumes are kept). With `refine`, each new
-frame's estimates are aligned to their query patches by Lucas-Kanade before they seed the next window.
+frame's estimate of a point is checked against two Lucas-Kanade alignments (from the query patch, and from the
+previous frame) and the one whose patch best matches the query patch seeds the next window.
 
 Weights ship inside the package (`weights/learned_tracker.safetensors`, with `learned_tracker.json` beside it
 holding the network config and how they were trained); `load_tracker_weights` checks every key both ways.
@@ -37,9 +38,9 @@ class LearnedConfig:
     weights: Path | None = None  # directory with learned_tracker.{safetensors,json}; None: the shipped weights
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
     iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
-    # Sub-pixel refinement: each new frame's estimates are aligned to the query frame's patches by Lucas-Kanade
-    # started at the network's estimate (template = frame 0, so no error accumulates), before they seed the next
-    # window; a point LK moves further than `refine_max_px` (network pixels) keeps the network's estimate.
+    # Sub-pixel refinement: per new frame, the network's estimate competes with Lucas-Kanade from the query patch
+    # and from the previous frame (both started at it) on similarity to the query patch, before it seeds the next
+    # window (see `_Refiner`); an LK that moves further than `refine_max_px` (network pixels) is dropped.
     refine: bool = False
     refine_max_px: float = 8.0
 
@@ -92,6 +93,7 @@ def weights_record(config: LearnedConfig) -> dict:
     record = {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
     if config.refine:  # recorded only when on, so extractions made before the option keep their settings
         record["refine_max_px"] = config.refine_max_px
+        record["refine"] = "best-of-3"  # the refinement's design: network, LK from the query, LK from frame t-1
     return record
 
 
@@ -160,7 +162,7 @@ class LearnedTracker:
         """frames (T, H, W, 3) uint8 at the network's scale, queries (N, 2) -> uv (T, N, 2), logits (T, N)."""
         net, c = self.net, self.net.config
         t_len, n = len(frames), len(queries)
-        align = None if self.refine_max_px is None else _TemplateAligner(frames, queries, self.refine_max_px)
+        align = None if self.refine_max_px is None else _Refiner(frames, queries, self.refine_max_px)
         fmaps = torch.cat([net.features(frames[i : i + 16]) for i in range(0, t_len, 16)])  # (T, C, h, w)
         qfeat = net.query_features(fmaps[:1], queries[None])  # (1, N, C)
         uv = queries[None].repeat(t_len, 1, 1)  # (T, N, 2)
@@ -194,34 +196,69 @@ class LearnedTracker:
 
 
 _LK_STOP = (3, 20, 1e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 20 iterations or 0.01 px
+_PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
 
 
-class _TemplateAligner:
-    """Lucas-Kanade from the query frame's patches to later frames, started at given estimates (pixels)."""
+class _Refiner:
+    """Per new frame, three candidates for each point: the network's estimate, Lucas-Kanade from the query frame's
+    patch and Lucas-Kanade from the previous frame's settled estimate (both started at the network's estimate).
+    The candidate whose 9x9 patch is most similar (normalised cross-correlation) to the query patch is kept; on a
+    tie (e.g. a flat patch) the network's estimate is. The first LK cannot drift but loses points whose look
+    changes; the second follows the change; the network's estimate stands where both fail."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
 
         self.grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames.numpy()]
-        self.template = (queries.numpy() - 0.5).astype(np.float32).reshape(-1, 1, 2)  # OpenCV: centres at integers
+        self.queries = queries.numpy().astype(np.float32)
+        self.query_patches = _patches(self.grey[0], self.queries)  # (N, P)
+        self.previous = queries.numpy().astype(np.float32)  # the last aligned frame's estimates (frame 0: queries)
         self.max_px = max_px
 
     def __call__(self, estimates: torch.Tensor, start: int, done: int) -> torch.Tensor:
-        """estimates (S, N, 2) of frames start..start+S-1 -> the same, aligned where LK converged nearby (frames
-        before `done` are settled and left alone)."""
-        import cv2
-
+        """estimates (S, N, 2) of frames start..start+S-1 -> the same, each new frame's replaced by its best candidate
+        (frames before `done` are settled and left alone). New frames must come in order, each once."""
         out = estimates.numpy().copy()
         for j in range(max(0, done - start), len(out)):
-            guess = (out[j] - 0.5).astype(np.float32).reshape(-1, 1, 2)
-            moved, status, _ = cv2.calcOpticalFlowPyrLK(
-                self.grey[0], self.grey[start + j], self.template, guess.copy(), winSize=(9, 9), maxLevel=2,
-                flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=_LK_STOP,
-            )  # fmt: skip
-            ok = (status[:, 0] == 1) & (np.linalg.norm(moved - guess, axis=-1)[:, 0] < self.max_px)
-            ok &= np.isfinite(moved[:, 0]).all(-1)
-            out[j, ok] = moved[ok, 0] + 0.5
+            t = start + j
+            candidates = [out[j], self._lk(t, 0, self.queries, out[j]), self._lk(t, t - 1, self.previous, out[j])]
+            scores = np.stack([(_patches(self.grey[t], c) * self.query_patches).sum(1) for c in candidates])
+            out[j] = np.stack(candidates)[scores.argmax(0), np.arange(out.shape[1])]
+            self.previous = out[j]
         return torch.from_numpy(out)
+
+    def _lk(self, t: int, source: int, points: np.ndarray, guess: np.ndarray) -> np.ndarray:
+        """Lucas-Kanade of `points` in frame `source` to frame t, started at `guess` (N, 2); where it fails or moves
+        further than max_px from the guess, the guess."""
+        import cv2
+
+        start = (guess - 0.5).astype(np.float32).reshape(-1, 1, 2)  # OpenCV: pixel centres at integers
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            self.grey[source], self.grey[t], (points - 0.5).astype(np.float32).reshape(-1, 1, 2), start.copy(),
+            winSize=(9, 9), maxLevel=2, flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=_LK_STOP,
+        )  # fmt: skip
+        moved = moved[:, 0] + 0.5
+        ok = (status[:, 0] == 1) & np.isfinite(moved).all(-1)
+        ok &= np.linalg.norm(np.where(ok[:, None], moved, guess) - guess, axis=-1) < self.max_px
+        return np.where(ok[:, None], moved, guess).astype(np.float32)
+
+
+def _patches(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) pixel coordinates (continuous) -> (N, P) bilinear patches around them, zero mean and divided by their
+    norm plus one grey level (so a flat patch is near zero and scores low against any patch)."""
+    import cv2
+
+    r = np.arange(-_PATCH_RADIUS, _PATCH_RADIUS + 1, dtype=np.float32)
+    dy, dx = np.meshgrid(r, r, indexing="ij")
+    centres = points.astype(np.float32) - 0.5  # OpenCV: pixel centres at integers
+    image = grey.astype(np.float32)
+    out = []
+    for chunk in np.array_split(centres, max(1, -(-len(centres) // 16384))):  # remap's maps stay under 32767 rows
+        xs, ys = chunk[:, :1] + dx.ravel(), chunk[:, 1:] + dy.ravel()  # (n, P) each
+        out.append(cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    patches = np.concatenate(out)
+    patches -= patches.mean(1, keepdims=True)
+    return patches / (np.linalg.norm(patches, axis=1, keepdims=True) + 1.0)
 
 
 def _resize(frames: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:

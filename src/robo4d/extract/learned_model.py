@@ -145,9 +145,6 @@ class TrackerNet(nn.Module):
         self.blocks = nn.ModuleList(_Block(c.hidden, c.heads) for _ in range(c.blocks))
         self.head_norm = nn.LayerNorm(c.hidden)
         self.head = nn.Linear(c.hidden, 3)  # du, dv, visibility logit
-        r = torch.arange(-c.radius, c.radius + 1, dtype=torch.float32)
-        dy, dx = torch.meshgrid(r, r, indexing="ij")
-        self.register_buffer("offsets", torch.stack([dx, dy], -1).reshape(-1, 2), persistent=False)  # (K, 2)
         self.register_buffer("freqs", 2.0 ** torch.arange(4, dtype=torch.float32) / 32, persistent=False)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -193,9 +190,8 @@ class TrackerNet(nn.Module):
         b, s, n, _ = uv.shape
         out = []
         for lvl, corr in enumerate(pyramid):
-            centre = uv.reshape(-1, 1, 2) / (STRIDE * 2**lvl) - 0.5  # (B*S*N, 1, 2) feature cells
-            grid = _to_grid(centre + self.offsets, corr.shape[-2:])[:, None]  # (B*S*N, 1, K, 2)
-            out.append(F.grid_sample(corr, grid, align_corners=True).reshape(b, s, n, -1))
+            centre = uv.reshape(-1, 2) / (STRIDE * 2**lvl) - 0.5  # (B*S*N, 2) feature cells
+            out.append(_window(corr, centre, self.config.radius).reshape(b, s, n, -1))
         return torch.cat(out, -1)
 
     def refine(
@@ -242,6 +238,26 @@ def _to_grid(cells: torch.Tensor, size: torch.Size) -> torch.Tensor:
     h, w = size
     scale = cells.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])
     return cells * scale - 1.0
+
+
+def _window(maps: torch.Tensor, centre: torch.Tensor, radius: int) -> torch.Tensor:
+    """maps (M, 1, h, w), centre (M, 2) cells (x, y) -> (M, (2r+1)^2): each map bilinearly sampled on the integer
+    lattice of offsets -r..r around its centre, zero outside the map, row-major (dy, dx).
+
+    Equal to `grid_sample(align_corners=True, padding_mode="zeros")` at those points (to float rounding): every tap
+    shares one pair of fractional weights, so one (2r+2)^2 gather and two lerps replace (2r+1)^2 bilinear lookups."""
+    m, _, h, w = maps.shape
+    corner = centre.floor()
+    fx, fy = (centre - corner).unbind(-1)  # (M,) each
+    taps = torch.arange(-radius, radius + 2, device=maps.device)  # 2r+2 integer rows/columns
+    ix = corner[:, 0].long()[:, None] + taps  # (M, 2r+2)
+    iy = corner[:, 1].long()[:, None] + taps
+    inside = ((iy >= 0) & (iy < h))[:, :, None] & ((ix >= 0) & (ix < w))[:, None, :]  # (M, 2r+2, 2r+2)
+    index = iy.clamp(0, h - 1)[:, :, None] * w + ix.clamp(0, w - 1)[:, None, :]
+    patch = maps.reshape(m, h * w).gather(1, index.reshape(m, -1)).reshape(index.shape) * inside
+    patch = patch[:, :, :-1] + (patch[:, :, 1:] - patch[:, :, :-1]) * fx[:, None, None]  # (M, 2r+2, 2r+1)
+    patch = patch[:, :-1] + (patch[:, 1:] - patch[:, :-1]) * fy[:, None, None]  # (M, 2r+1, 2r+1)
+    return patch.reshape(m, -1)
 
 
 def tracking_loss(
