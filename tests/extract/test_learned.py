@@ -300,14 +300,14 @@ def test_refinement_candidates_land_on_the_truth_from_the_query_and_the_previous
     from robo4d.extract.learned import _Refiner
 
     frames, queries, truth = _shifting_texture()
-    aligner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
     guess = truth[5] + np.float32([1.5, -1.0])
-    assert np.abs(aligner._lk(5, 0, queries, guess) - truth[5]).max() < 0.15
-    assert np.abs(aligner._lk(5, 4, truth[4], guess) - truth[5]).max() < 0.15
+    assert np.abs(refiner._lk(5, 0, queries, guess) - truth[5]).max() < 0.15
+    assert np.abs(refiner._lk(5, 4, truth[4], guess) - truth[5]).max() < 0.15
     strict = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=0.5)
     assert np.array_equal(strict._lk(5, 0, queries, guess), guess)
     estimates = torch.from_numpy(truth[:4] + np.float32([2.0, 1.0]))  # frames 0-3, frame 0 settled
-    chosen = aligner(estimates, 0, 1).numpy()
+    chosen = refiner(estimates, 0, 1).numpy()
     assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15 and np.array_equal(chosen[0], estimates[0].numpy())
 
 
