@@ -195,7 +195,7 @@ class LearnedTracker:
         return uv, logits
 
 
-_LK_STOP = (3, 20, 1e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 20 iterations or 0.01 px
+_LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 iterations or 0.03 px
 _PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
 
 
