@@ -338,3 +338,10 @@ def test_correlation_window_equals_bilinear_grid_sampling():
     expected = F.grid_sample(maps, grid, align_corners=True).reshape(300, -1)
     assert torch.allclose(_window(maps, centre, 2), expected, atol=1e-5)
     assert torch.equal(_window(maps, torch.tensor([[-5.0, 2.5]]).expand(300, 2), 2), torch.zeros(300, 25))
+
+
+@pytest.mark.parametrize("refine", [False, True])
+def test_no_queries_give_empty_tracks(refine):
+    tracker = LearnedTracker(_net(), refine_max_px=8.0 if refine else None)
+    uv, visible = tracker.track(np.zeros((5, 32, 32, 3), np.uint8), np.zeros((0, 2), np.float32))
+    assert uv.shape == (5, 0, 2) and visible.shape == (5, 0) and uv.dtype == np.float32 and visible.dtype == bool

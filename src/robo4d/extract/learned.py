@@ -148,6 +148,8 @@ class LearnedTracker:
 
         _check_inputs(frames, queries)
         t_len, height, width = frames.shape[:3]
+        if len(queries) == 0:  # as Lucas-Kanade answers: nothing to track
+            return np.zeros((t_len, 0, 2), np.float32), np.zeros((t_len, 0), bool)
         frames_r, scale = _resize(frames, self.net.config.short_side)  # (T, h, w, 3), (2,) new/old
         q = torch.from_numpy(queries.astype(np.float32) * scale)  # (N, 2) in resized pixels
         uv, logits = self.track_resized(torch.from_numpy(frames_r), q)
@@ -212,7 +214,7 @@ class _Refiner:
         self.grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames.numpy()]
         self.queries = queries.numpy().astype(np.float32)
         self.query_patches = _patches(self.grey[0], self.queries)  # (N, P)
-        self.previous = queries.numpy().astype(np.float32)  # the last aligned frame's estimates (frame 0: queries)
+        self.previous = self.queries.copy()  # the last aligned frame's estimates (frame 0: queries)
         self.max_px = max_px
 
     def __call__(self, estimates: torch.Tensor, start: int, done: int) -> torch.Tensor:
