@@ -224,7 +224,8 @@ class _Refiner:
         for j in range(max(0, done - start), len(out)):
             t = start + j
             candidates = [out[j], self._lk(t, 0, self.queries, out[j]), self._lk(t, t - 1, self.previous, out[j])]
-            scores = np.stack([(_patches(self.grey[t], c) * self.query_patches).sum(1) for c in candidates])
+            image = self.grey[t].astype(np.float32)  # once for the three candidates' patches
+            scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates])
             out[j] = np.stack(candidates)[scores.argmax(0), np.arange(out.shape[1])]
             self.previous = out[j]
         return torch.from_numpy(out)
@@ -241,8 +242,9 @@ class _Refiner:
         )  # fmt: skip
         moved = moved[:, 0] + 0.5
         ok = (status[:, 0] == 1) & np.isfinite(moved).all(-1)
-        ok &= np.linalg.norm(np.where(ok[:, None], moved, guess) - guess, axis=-1) < self.max_px
-        return np.where(ok[:, None], moved, guess).astype(np.float32)
+        moved = np.where(ok[:, None], moved, guess)
+        near = np.linalg.norm(moved - guess, axis=-1) < self.max_px
+        return np.where(near[:, None], moved, guess).astype(np.float32)
 
 
 def _patches(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -253,7 +255,7 @@ def _patches(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
     r = np.arange(-_PATCH_RADIUS, _PATCH_RADIUS + 1, dtype=np.float32)
     dy, dx = np.meshgrid(r, r, indexing="ij")
     centres = points.astype(np.float32) - 0.5  # OpenCV: pixel centres at integers
-    image = grey.astype(np.float32)
+    image = np.asarray(grey, np.float32)  # no copy when the caller converted it already
     out = []
     for chunk in np.array_split(centres, max(1, -(-len(centres) // 16384))):  # remap's maps stay under 32767 rows
         xs, ys = chunk[:, :1] + dx.ravel(), chunk[:, 1:] + dy.ravel()  # (n, P) each
