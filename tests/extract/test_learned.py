@@ -295,7 +295,7 @@ def test_refinement_aligns_estimates_to_the_query_patches():
 
 
 def test_refinement_candidates_land_on_the_truth_from_the_query_and_the_previous_frame():
-    """Both Lucas-Kanade candidates, started 1.5 px off, land on the true position (same pixel convention as the
+    """Both Lucas-Kanade alignments, started 1.5 px off, land on the true position (same pixel convention as the
     tracks); one that moves further than max_px gives back its start; the chosen estimate is on the truth."""
     from robo4d.extract.learned import _Refiner
 
@@ -309,6 +309,25 @@ def test_refinement_candidates_land_on_the_truth_from_the_query_and_the_previous
     estimates = torch.from_numpy(truth[:4] + np.float32([2.0, 1.0]))  # frames 0-3, frame 0 settled
     chosen = refiner(estimates, 0, 1).numpy()
     assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15 and np.array_equal(chosen[0], estimates[0].numpy())
+
+
+def test_refinement_plane_candidates_recover_points_that_were_lost():
+    """The homography fitted to all points' estimates carries every query to the truth of a planar scene, also the
+    queries whose own estimates were far off; with its Lucas-Kanade start there, such points are chosen on the
+    truth again. Too few points for a homography: no plane candidates."""
+    from robo4d.extract.learned import _Refiner
+
+    frames, queries, truth = _shifting_texture()  # a translating plane: a homography moves every point exactly
+    lost = np.arange(len(queries)) % 4 == 0
+    estimates = truth.copy()
+    estimates[:, lost] += np.float32([30.0, -25.0])  # a quarter of the points far off, beyond any LK's reach
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    aligned, carried = refiner._plane_candidates(5, estimates[5])
+    assert np.abs(carried - truth[5]).max() < 0.02 and np.abs(aligned - truth[5]).max() < 0.15
+    chosen = refiner(torch.from_numpy(estimates[:4]), 0, 1).numpy()
+    assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15
+    few = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries[:7]), max_px=8.0)
+    assert few._plane_candidates(5, truth[5, :7]) == []
 
 
 def test_refinement_keeps_the_network_estimate_on_a_flat_patch():

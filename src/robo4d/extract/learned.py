@@ -6,8 +6,9 @@ its query; each next window starts O frames before the previous one ended, takes
 the last frame, so every window is full (a clip shorter than S is one window of its own length).
 
 Each window correlates only its new frames (the overlap's correlation volumes are kept). With `refine`, each new
-frame's estimate of a point is checked against two Lucas-Kanade alignments (from the query patch, and from the
-previous frame) and the one whose patch best matches the query patch seeds the next window.
+frame's estimate of a point competes with Lucas-Kanade from the previous frame and with where the frame's dominant
+plane (a homography fitted to all points) carries its query, and the candidate whose patch best matches the query
+patch seeds the next window.
 
 Weights ship inside the package (`weights/learned_tracker.safetensors`, with `learned_tracker.json` beside it
 holding the network config and how they were trained); `load_tracker_weights` checks every key both ways.
@@ -38,8 +39,8 @@ class LearnedConfig:
     weights: Path | None = None  # directory with learned_tracker.{safetensors,json}; None: the shipped weights
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
     iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
-    # Sub-pixel refinement: per new frame, the network's estimate competes with Lucas-Kanade from the query patch
-    # and from the previous frame (both started at it) on similarity to the query patch, before it seeds the next
+    # Refinement: per new frame, the network's estimate competes with Lucas-Kanade from the previous frame and with
+    # the query carried by the frame's dominant plane, on similarity to the query patch, before it seeds the next
     # window (see `_Refiner`); an LK that moves further than `refine_max_px` (network pixels) is dropped.
     refine: bool = False
     refine_max_px: float = 8.0
@@ -93,7 +94,7 @@ def weights_record(config: LearnedConfig) -> dict:
     record = {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
     if config.refine:  # recorded only when on, so extractions made before the option keep their settings
         record["refine_max_px"] = config.refine_max_px
-        record["refine"] = "best-of-3"  # the refinement's design: network, LK from the query, LK from frame t-1
+        record["refine"] = "best-of-4"  # the refinement's design: network, LK from t-1, plane-carried query (+ LK)
     return record
 
 
@@ -199,14 +200,20 @@ class LearnedTracker:
 
 _LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 iterations or 0.03 px
 _PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
+_PLANE_INLIER_PX = 1.5  # RANSAC threshold of the dominant plane's homography (network pixels)
+_PLANE_MIN_POINTS = 8  # fewer queries than this: no plane candidates
 
 
 class _Refiner:
-    """Per new frame, three candidates for each point: the network's estimate, Lucas-Kanade from the query frame's
-    patch and Lucas-Kanade from the previous frame's settled estimate (both started at the network's estimate).
-    The candidate whose 9x9 patch is most similar (normalised cross-correlation) to the query patch is kept; on a
-    tie (e.g. a flat patch) the network's estimate is. The first LK cannot drift but loses points whose look
-    changes; the second follows the change; the network's estimate stands where both fail."""
+    """Per new frame, four candidates for each point, and the one whose 9x9 patch is most similar (normalised
+    cross-correlation) to the query patch is kept; on a tie (e.g. a flat patch) the network's estimate is:
+    - the network's estimate;
+    - Lucas-Kanade from the previous frame's settled estimate, started at the network's estimate: follows a point
+      whose look changes, but can drift;
+    - the query carried by the homography that best explains the previous candidate over all points (RANSAC): the
+      frame's dominant plane (a table, a wall, the background under a turning camera), which cannot drift;
+    - Lucas-Kanade from the query patch started at that carried query: exact on textured plane points.
+    Points off the plane or moving on their own lose the plane candidates on similarity."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
@@ -223,12 +230,28 @@ class _Refiner:
         out = estimates.numpy().copy()
         for j in range(max(0, done - start), len(out)):
             t = start + j
-            candidates = [out[j], self._lk(t, 0, self.queries, out[j]), self._lk(t, t - 1, self.previous, out[j])]
-            image = self.grey[t].astype(np.float32)  # once for the three candidates' patches
+            followed = self._lk(t, t - 1, self.previous, out[j])
+            candidates = [out[j], followed, *self._plane_candidates(t, followed)]
+            image = self.grey[t].astype(np.float32)  # once for all candidates' patches
             scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates])
             out[j] = np.stack(candidates)[scores.argmax(0), np.arange(out.shape[1])]
             self.previous = out[j]
         return torch.from_numpy(out)
+
+    def _plane_candidates(self, t: int, followed: np.ndarray) -> list[np.ndarray]:
+        """[LK from the query patch started at the carried query, the carried query] for frame t, where the carried
+        query is the query moved by the homography (queries -> `followed`, RANSAC) of the frame's dominant plane;
+        [] where there are too few points or no homography is found."""
+        import cv2
+
+        if len(self.queries) < _PLANE_MIN_POINTS:
+            return []
+        homography, _ = cv2.findHomography(self.queries, followed, cv2.RANSAC, _PLANE_INLIER_PX)
+        if homography is None:
+            return []
+        carried = cv2.perspectiveTransform(self.queries[:, None], homography)[:, 0]
+        carried = np.where(np.isfinite(carried), carried, followed).astype(np.float32)  # a point sent to infinity
+        return [self._lk(t, 0, self.queries, carried), carried]
 
     def _lk(self, t: int, source: int, points: np.ndarray, guess: np.ndarray) -> np.ndarray:
         """Lucas-Kanade of `points` in frame `source` to frame t, started at `guess` (N, 2); where it fails or moves
