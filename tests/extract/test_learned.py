@@ -327,11 +327,31 @@ def test_refinement_plane_candidates_recover_points_that_were_lost():
     chosen = refiner(torch.from_numpy(estimates[:4]), 0, 1).numpy()
     assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15
     few = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries[:7]), max_px=8.0)
-    assert few._plane_candidates(5, truth[5, :7]) == []
+    assert few._plane_candidates(5, truth[5, :7]) is None
+
+
+def test_refinement_keeps_the_planes_carry_on_a_flat_patch_of_the_plane():
+    """A query on a flat patch of a moving plane: similarity cannot tell the candidates apart there, and the plane's
+    prior keeps the carried query rather than the network's estimate."""
+    import cv2
+
+    from robo4d.extract.learned import _Refiner
+
+    frames, queries, truth = _shifting_texture()
+    base = frames[0].copy()  # frame 0 is the unshifted texture
+    x, y = queries[5].round().astype(int)
+    base[y - 8 : y + 9, x - 8 : x + 9] = 120  # flat beyond the patch and the LK window; it moves with the plane
+    shifts = truth[:, 0] - queries[0]
+    frames = np.stack([cv2.warpAffine(base, np.float32([[1, 0, dx], [0, 1, dy]]), (72, 48),
+                                      borderMode=cv2.BORDER_REFLECT_101) for dx, dy in shifts])  # fmt: skip
+    estimates = torch.from_numpy(truth[:4] + np.float32([2.0, 1.0]))
+    chosen = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)(estimates, 0, 1).numpy()
+    assert np.abs(chosen[1:, 5] - truth[1:4, 5]).max() < 0.05
 
 
 def test_refinement_keeps_the_network_estimate_on_a_flat_patch():
-    """Where no candidate's patch has texture, the similarities tie and the network's estimate stands."""
+    """Where no candidate's patch has texture and there are too few points for a plane, the similarities tie and the
+    network's estimate stands."""
     from robo4d.extract.learned import _Refiner
 
     frames = np.full((3, 32, 32, 3), 120, np.uint8)

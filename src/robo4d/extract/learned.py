@@ -202,18 +202,23 @@ _LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 
 _PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
 _PLANE_INLIER_PX = 1.5  # RANSAC threshold of the dominant plane's homography (network pixels)
 _PLANE_MIN_POINTS = 8  # fewer queries than this: no plane candidates
+_PLANE_PRIOR = 0.1  # similarity bonus of the plane's candidates (see `_Refiner`); chosen on videos not evaluated on
 
 
 class _Refiner:
     """Per new frame, four candidates for each point, and the one whose 9x9 patch is most similar (normalised
-    cross-correlation) to the query patch is kept; on a tie (e.g. a flat patch) the network's estimate is:
+    cross-correlation) to the query patch is kept:
     - the network's estimate;
     - Lucas-Kanade from the previous frame's settled estimate, started at the network's estimate: follows a point
       whose look changes, but can drift;
     - the query carried by the homography that best explains the previous candidate over all points (RANSAC): the
       frame's dominant plane (a table, a wall, the background under a turning camera), which cannot drift;
     - Lucas-Kanade from the query patch started at that carried query: exact on textured plane points.
-    Points off the plane or moving on their own lose the plane candidates on similarity."""
+    A Lucas-Kanade candidate maximises similarity around where it starts, so it wins the comparison even where it
+    settled on a look-alike; the carried query is a geometric prediction that does not. So the carried query, and its
+    Lucas-Kanade where that stayed within the plane's inlier distance of it, get a similarity bonus of
+    `_PLANE_PRIOR`. Points off the plane or moving on their own still lose the plane's candidates on similarity. On
+    a tie (e.g. a flat patch with too few points for a plane) the network's estimate is kept."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
@@ -231,27 +236,34 @@ class _Refiner:
         for j in range(max(0, done - start), len(out)):
             t = start + j
             followed = self._lk(t, t - 1, self.previous, out[j])
-            candidates = [out[j], followed, *self._plane_candidates(t, followed)]
+            candidates = [out[j], followed]
+            plane = self._plane_candidates(t, followed)
+            if plane is not None:
+                candidates += plane
             image = self.grey[t].astype(np.float32)  # once for all candidates' patches
             scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates])
+            if plane is not None:  # the plane's prior: the carried query, and its LK where that stayed near it
+                aligned, carried = plane
+                scores[2] += _PLANE_PRIOR * (np.linalg.norm(aligned - carried, axis=-1) < _PLANE_INLIER_PX)
+                scores[3] += _PLANE_PRIOR
             out[j] = np.stack(candidates)[scores.argmax(0), np.arange(out.shape[1])]
             self.previous = out[j]
         return torch.from_numpy(out)
 
-    def _plane_candidates(self, t: int, followed: np.ndarray) -> list[np.ndarray]:
-        """[LK from the query patch started at the carried query, the carried query] for frame t, where the carried
+    def _plane_candidates(self, t: int, followed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(LK from the query patch started at the carried query, the carried query) for frame t, where the carried
         query is the query moved by the homography (queries -> `followed`, RANSAC) of the frame's dominant plane;
-        [] where there are too few points or no homography is found."""
+        None where there are too few points or no homography is found."""
         import cv2
 
         if len(self.queries) < _PLANE_MIN_POINTS:
-            return []
+            return None
         homography, _ = cv2.findHomography(self.queries, followed, cv2.RANSAC, _PLANE_INLIER_PX)
         if homography is None:
-            return []
+            return None
         carried = cv2.perspectiveTransform(self.queries[:, None], homography)[:, 0]
         carried = np.where(np.isfinite(carried), carried, followed).astype(np.float32)  # a point sent to infinity
-        return [self._lk(t, 0, self.queries, carried), carried]
+        return self._lk(t, 0, self.queries, carried), carried
 
     def _lk(self, t: int, source: int, points: np.ndarray, guess: np.ndarray) -> np.ndarray:
         """Lucas-Kanade of `points` in frame `source` to frame t, started at `guess` (N, 2); where it fails or moves
