@@ -349,16 +349,51 @@ def test_refinement_keeps_the_planes_carry_on_a_flat_patch_of_the_plane():
     assert np.abs(chosen[1:, 5] - truth[1:4, 5]).max() < 0.05
 
 
-def test_refinement_keeps_the_network_estimate_on_a_flat_patch():
-    """Where no candidate's patch has texture and there are too few points for a plane, the similarities tie and the
-    network's estimate stands."""
+def test_refinement_moves_a_point_on_a_flat_patch_with_its_neighbours():
+    """Where no candidate's patch has texture (and there are too few points for a plane), similarity says nothing
+    and the neighbourhood's carry is kept: a point whose own estimate strays moves as its neighbours do."""
     from robo4d.extract.learned import _Refiner
 
     frames = np.full((3, 32, 32, 3), 120, np.uint8)
-    queries = np.float32([[10.0, 12.0], [20.5, 16.25]])
-    estimates = torch.from_numpy(queries[None].repeat(3, 0) + np.float32([0.7, -0.3]))
-    out = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)(estimates, 0, 1)
-    assert torch.equal(out, estimates)
+    queries = np.float32([[10.0, 12.0], [20.5, 16.25], [15.0, 20.0]])
+    estimates = queries[None].repeat(3, 0) + np.float32([0.7, -0.3])
+    estimates[:, 2] += np.float32([3.0, 2.0])  # one point's estimate strays from its neighbours'
+    out = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)(torch.from_numpy(estimates), 0, 1)
+    assert np.allclose(out[1:].numpy(), queries + np.float32([0.7, -0.3]), atol=1e-5)
+
+
+def test_refinement_follows_an_object_moving_over_a_static_background():
+    """Points on an object that moves on its own over a still textured background: the background is the plane,
+    the object's points leave it (no plane candidates for them once 3 px away), and an object point whose own
+    estimate is lost is carried along by its neighbours on the object."""
+    import cv2
+
+    from robo4d.extract.learned import _Refiner
+
+    rng = np.random.RandomState(2)
+    texture = lambda h, w: cv2.GaussianBlur(rng.randint(0, 255, (h, w, 3)).astype(np.uint8), (0, 0), 1.5)  # noqa: E731
+    background, thing = texture(64, 96), np.zeros((64, 96, 3), np.uint8)
+    thing[20:44, 30:54] = texture(24, 24)
+    mask = np.zeros((64, 96), np.float32)
+    mask[20:44, 30:54] = 1.0
+    shifts = np.stack([np.arange(8) * 1.0, np.arange(8) * 0.5], -1).astype(np.float32)  # the object's motion
+    frames = []
+    for dx, dy in shifts:
+        move = np.float32([[1, 0, dx], [0, 1, dy]])
+        m = cv2.warpAffine(mask, move, (96, 64))[..., None]
+        frames.append((background * (1 - m) + cv2.warpAffine(thing, move, (96, 64)) * m).round().astype(np.uint8))
+    frames = np.stack(frames)
+    on_thing = np.stack(np.meshgrid([37.0, 42.0, 47.0], [27.0, 32.0, 37.0]), -1).reshape(-1, 2)  # 9, 5 px apart
+    still = np.stack(np.meshgrid(np.arange(8.0, 96, 14), [6.0, 58.0]), -1).reshape(-1, 2)  # 14 on the background
+    queries = np.concatenate([on_thing, still]).astype(np.float32)
+    truth = queries[None].repeat(8, 0)
+    truth[:, :9] += shifts[:, None]
+    estimates = truth.copy()
+    estimates[:, 4] += np.float32([9.0, -7.0])  # the object's centre point is lost by the network
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    chosen = refiner(torch.from_numpy(estimates), 0, 1).numpy()
+    assert np.abs(chosen[1:] - truth[1:]).max() < 0.2
+    assert not refiner.on_plane[:9].any() and refiner.on_plane[9:].all()
 
 
 def test_correlation_window_equals_bilinear_grid_sampling():

@@ -6,9 +6,9 @@ its query; each next window starts O frames before the previous one ended, takes
 the last frame, so every window is full (a clip shorter than S is one window of its own length).
 
 Each window correlates only its new frames (the overlap's correlation volumes are kept). With `refine`, each new
-frame's estimate of a point competes with Lucas-Kanade from the previous frame and with where the frame's dominant
-plane (a homography fitted to all points) carries its query, and the candidate whose patch best matches the query
-patch seeds the next window.
+frame's estimate of a point competes with Lucas-Kanade from the previous frame and with where its neighbourhood and
+the frame's dominant plane (a homography fitted to all points) carry its query, and the candidate whose patch best
+matches the query patch seeds the next window.
 
 Weights ship inside the package (`weights/learned_tracker.safetensors`, with `learned_tracker.json` beside it
 holding the network config and how they were trained); `load_tracker_weights` checks every key both ways.
@@ -40,8 +40,9 @@ class LearnedConfig:
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
     iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
     # Refinement: per new frame, the network's estimate competes with Lucas-Kanade from the previous frame and with
-    # the query carried by the frame's dominant plane, on similarity to the query patch, before it seeds the next
-    # window (see `_Refiner`); an LK that moves further than `refine_max_px` (network pixels) is dropped.
+    # the query carried by its neighbourhood and by the frame's dominant plane, on similarity to the query patch,
+    # before it seeds the next window (see `_Refiner`); an LK that moves further than `refine_max_px` (network
+    # pixels) is dropped.
     refine: bool = False
     refine_max_px: float = 8.0
 
@@ -94,7 +95,7 @@ def weights_record(config: LearnedConfig) -> dict:
     record = {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
     if config.refine:  # recorded only when on, so extractions made before the option keep their settings
         record["refine_max_px"] = config.refine_max_px
-        record["refine"] = "best-of-4"  # the refinement's design: network, LK from t-1, plane-carried query (+ LK)
+        record["refine"] = "best-of-6"  # the design: network, LK from t-1, local and plane candidates (+ LK each)
     return record
 
 
@@ -202,51 +203,70 @@ _LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 
 _PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
 _PLANE_INLIER_PX = 1.5  # RANSAC threshold of the dominant plane's homography (network pixels)
 _PLANE_MIN_POINTS = 8  # fewer queries than this: no plane candidates
-_PLANE_PRIOR = 0.1  # similarity bonus of the plane's candidates (see `_Refiner`); chosen on videos not evaluated on
+_PLANE_LEFT_PX = 3.0  # settled further than this from the plane's carry: the point left the plane (see `_Refiner`)
+_NEIGHBOURS = 9  # the local candidate moves a query by the median motion of this many nearest queries (itself too)
+# Similarity bonuses of the geometric candidates (see `_Refiner`), chosen on videos not evaluated on.
+_PLANE_PRIOR = 0.1
+_LOCAL_PRIOR = 0.05
 
 
 class _Refiner:
-    """Per new frame, four candidates for each point, and the one whose 9x9 patch is most similar (normalised
-    cross-correlation) to the query patch is kept:
+    """Per new frame, up to six candidates for each point, and the one whose 9x9 patch is most similar (normalised
+    cross-correlation) to the query patch, plus the candidate's bonus, is kept:
     - the network's estimate;
-    - Lucas-Kanade from the previous frame's settled estimate, started at the network's estimate: follows a point
-      whose look changes, but can drift;
-    - the query carried by the homography that best explains the previous candidate over all points (RANSAC): the
-      frame's dominant plane (a table, a wall, the background under a turning camera), which cannot drift;
-    - Lucas-Kanade from the query patch started at that carried query: exact on textured plane points.
+    - Lucas-Kanade from the previous frame's settled estimate, started at the network's estimate ("followed"):
+      follows a point whose look changes, but can drift;
+    - the query moved by the median motion (from the query to "followed") of its nearest queries: a neighbourhood
+      that moves together, an object or a patch of background, carries the point along; bonus `_LOCAL_PRIOR`;
+    - Lucas-Kanade from the query patch started there;
+    - the query carried by the homography that best explains "followed" over all points (RANSAC): the frame's
+      dominant plane (a table, a wall, the background under a turning camera), which cannot drift; bonus
+      `_PLANE_PRIOR`;
+    - Lucas-Kanade from the query patch started there, with the same bonus where it stayed within the plane's
+      inlier distance of the carried query.
     A Lucas-Kanade candidate maximises similarity around where it starts, so it wins the comparison even where it
-    settled on a look-alike; the carried query is a geometric prediction that does not. So the carried query, and its
-    Lucas-Kanade where that stayed within the plane's inlier distance of it, get a similarity bonus of
-    `_PLANE_PRIOR`. Points off the plane or moving on their own still lose the plane's candidates on similarity. On
-    a tie (e.g. a flat patch with too few points for a plane) the network's estimate is kept."""
+    settled on a look-alike; the geometric candidates do not, hence their bonuses. A point settled further than
+    `_PLANE_LEFT_PX` from the plane's carry has left the plane (it moves on its own, e.g. in a hand, or lies off
+    the plane) and gets no plane candidates in the next frame. On a tie (e.g. a flat patch) the network's estimate
+    is kept."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
+        from scipy.spatial import cKDTree
 
         self.grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames.numpy()]
         self.queries = queries.numpy().astype(np.float32)
         self.query_patches = _patches(self.grey[0], self.queries)  # (N, P)
         self.previous = self.queries.copy()  # the last aligned frame's estimates (frame 0: queries)
+        self.on_plane = np.ones(len(self.queries), bool)  # per point: settled near the plane's carry last frame
+        k = min(_NEIGHBOURS, len(self.queries))
+        self.neighbours = cKDTree(self.queries).query(self.queries, k=k)[1].reshape(len(self.queries), k)  # (N, k)
         self.max_px = max_px
 
     def __call__(self, estimates: torch.Tensor, start: int, done: int) -> torch.Tensor:
         """estimates (S, N, 2) of frames start..start+S-1 -> the same, each new frame's replaced by its best candidate
         (frames before `done` are settled and left alone). New frames must come in order, each once."""
         out = estimates.numpy().copy()
+        n = out.shape[1]
         for j in range(max(0, done - start), len(out)):
             t = start + j
             followed = self._lk(t, t - 1, self.previous, out[j])
-            candidates = [out[j], followed]
+            candidates, bonus = [out[j], followed], [np.zeros(n), np.zeros(n)]
             plane = self._plane_candidates(t, followed)
             if plane is not None:
-                candidates += plane
-            image = self.grey[t].astype(np.float32)  # once for all candidates' patches
-            scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates])
-            if plane is not None:  # the plane's prior: the carried query, and its LK where that stayed near it
                 aligned, carried = plane
-                scores[2] += _PLANE_PRIOR * (np.linalg.norm(aligned - carried, axis=-1) < _PLANE_INLIER_PX)
-                scores[3] += _PLANE_PRIOR
-            out[j] = np.stack(candidates)[scores.argmax(0), np.arange(out.shape[1])]
+                held = np.linalg.norm(aligned - carried, axis=-1) < _PLANE_INLIER_PX
+                excluded = np.where(self.on_plane, 0.0, -np.inf)  # points that left the plane
+                candidates += [aligned, carried]
+                bonus += [_PLANE_PRIOR * held + excluded, _PLANE_PRIOR + excluded]
+            local = self.queries + np.median((followed - self.queries)[self.neighbours], axis=1)
+            candidates += [self._lk(t, 0, self.queries, local, levels=0), local]
+            bonus += [np.zeros(n), np.full(n, _LOCAL_PRIOR)]
+            image = self.grey[t].astype(np.float32)  # once for all candidates' patches
+            scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates]) + np.stack(bonus)
+            out[j] = np.stack(candidates)[scores.argmax(0), np.arange(n)]
+            if plane is not None:
+                self.on_plane = np.linalg.norm(out[j] - carried, axis=-1) < _PLANE_LEFT_PX
             self.previous = out[j]
         return torch.from_numpy(out)
 
@@ -258,22 +278,27 @@ class _Refiner:
 
         if len(self.queries) < _PLANE_MIN_POINTS:
             return None
-        homography, _ = cv2.findHomography(self.queries, followed, cv2.RANSAC, _PLANE_INLIER_PX)
+        homography, inliers = cv2.findHomography(self.queries, followed, cv2.USAC_FAST, _PLANE_INLIER_PX)
         if homography is None:
             return None
+        inliers = inliers[:, 0].astype(bool)
+        if inliers.sum() >= _PLANE_MIN_POINTS:  # USAC_FAST's model is loose: least squares over its inliers
+            homography, _ = cv2.findHomography(self.queries[inliers], followed[inliers], 0)
+            if homography is None:
+                return None
         carried = cv2.perspectiveTransform(self.queries[:, None], homography)[:, 0]
         carried = np.where(np.isfinite(carried), carried, followed).astype(np.float32)  # a point sent to infinity
-        return self._lk(t, 0, self.queries, carried), carried
+        return self._lk(t, 0, self.queries, carried, levels=0), carried
 
-    def _lk(self, t: int, source: int, points: np.ndarray, guess: np.ndarray) -> np.ndarray:
-        """Lucas-Kanade of `points` in frame `source` to frame t, started at `guess` (N, 2); where it fails or moves
-        further than max_px from the guess, the guess."""
+    def _lk(self, t: int, source: int, points: np.ndarray, guess: np.ndarray, levels: int = 2) -> np.ndarray:
+        """Lucas-Kanade of `points` in frame `source` to frame t, started at `guess` (N, 2), over `levels` pyramid
+        levels above full resolution; where it fails or moves further than max_px from the guess, the guess."""
         import cv2
 
         start = (guess - 0.5).astype(np.float32).reshape(-1, 1, 2)  # OpenCV: pixel centres at integers
         moved, status, _ = cv2.calcOpticalFlowPyrLK(
             self.grey[source], self.grey[t], (points - 0.5).astype(np.float32).reshape(-1, 1, 2), start.copy(),
-            winSize=(9, 9), maxLevel=2, flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=_LK_STOP,
+            winSize=(9, 9), maxLevel=levels, flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=_LK_STOP,
         )  # fmt: skip
         moved = moved[:, 0] + 0.5
         ok = (status[:, 0] == 1) & np.isfinite(moved).all(-1)
