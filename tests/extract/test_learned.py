@@ -419,3 +419,23 @@ def test_no_queries_give_empty_tracks(refine):
     tracker = LearnedTracker(_net(), refine_max_px=8.0 if refine else None)
     uv, visible = tracker.track(np.zeros((5, 32, 32, 3), np.uint8), np.zeros((0, 2), np.float32))
     assert uv.shape == (5, 0, 2) and visible.shape == (5, 0) and uv.dtype == np.float32 and visible.dtype == bool
+
+
+def test_patch_sampler_gives_normalised_subpixel_crops_and_reuses_its_buffers():
+    """Each patch is the bilinear 9x9 crop around its point (as cv2.getRectSubPix cuts it), zero mean and divided by
+    its norm plus one grey level; more points than one remap call takes (16384) are sampled in pieces."""
+    import cv2
+
+    from robo4d.extract.learned import _PatchSampler
+
+    rng = np.random.default_rng(0)
+    grey = (rng.random((40, 60)) * 255).astype(np.float32)
+    points = np.concatenate([rng.random((20000, 2)) * [50, 30] + 5, [[30.25, 20.5]]]).astype(np.float32)
+    sample = _PatchSampler(len(points))
+    patches = sample(grey, points)
+    for i in (0, 16383, 16384, 19999, 20000):
+        crop = cv2.getRectSubPix(grey, (9, 9), tuple(map(float, points[i] - 0.5))).ravel()
+        crop -= crop.mean()
+        assert np.allclose(patches[i], crop / (np.linalg.norm(crop) + 1.0), atol=2e-3)
+    last = sample(grey, points[::-1])[0].copy()  # the same buffer, refilled
+    assert sample(grey, points) is patches and np.allclose(last, patches[-1])

@@ -236,7 +236,8 @@ class _Refiner:
 
         self.grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames.numpy()]
         self.queries = queries.numpy().astype(np.float32)
-        self.query_patches = _patches(self.grey[0], self.queries)  # (N, P)
+        self.sample = _PatchSampler(len(self.queries))
+        self.query_patches = self.sample(self.grey[0], self.queries).copy()  # (N, P)
         self.previous = self.queries.copy()  # the last aligned frame's estimates (frame 0: queries)
         self.on_plane = np.ones(len(self.queries), bool)  # per point: settled near the plane's carry last frame
         k = min(_NEIGHBOURS, len(self.queries))
@@ -263,7 +264,8 @@ class _Refiner:
             candidates += [self._lk(t, 0, self.queries, local, levels=0), local]
             bonus += [np.zeros(n), np.full(n, _LOCAL_PRIOR)]
             image = self.grey[t].astype(np.float32)  # once for all candidates' patches
-            scores = np.stack([(_patches(image, c) * self.query_patches).sum(1) for c in candidates]) + np.stack(bonus)
+            similarity = [np.einsum("ij,ij->i", self.sample(image, c), self.query_patches) for c in candidates]
+            scores = np.stack(similarity) + np.stack(bonus)
             out[j] = np.stack(candidates)[scores.argmax(0), np.arange(n)]
             if plane is not None:
                 self.on_plane = np.linalg.norm(out[j] - carried, axis=-1) < _PLANE_LEFT_PX
@@ -307,22 +309,33 @@ class _Refiner:
         return np.where(near[:, None], moved, guess).astype(np.float32)
 
 
-def _patches(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N, 2) pixel coordinates (continuous) -> (N, P) bilinear patches around them, zero mean and divided by their
-    norm plus one grey level (so a flat patch is near zero and scores low against any patch)."""
-    import cv2
+class _PatchSampler:
+    """Bilinear 9x9 patches around N points, zero mean and divided by their norm plus one grey level (so a flat patch
+    is near zero and scores low against any patch), written into buffers reused from call to call: fresh arrays of
+    this size cost about as much to allocate as to fill. Each call overwrites the previous call's patches."""
 
-    r = np.arange(-_PATCH_RADIUS, _PATCH_RADIUS + 1, dtype=np.float32)
-    dy, dx = np.meshgrid(r, r, indexing="ij")
-    centres = points.astype(np.float32) - 0.5  # OpenCV: pixel centres at integers
-    image = np.asarray(grey, np.float32)  # no copy when the caller converted it already
-    out = []
-    for chunk in np.array_split(centres, max(1, -(-len(centres) // 16384))):  # remap's maps stay under 32767 rows
-        xs, ys = chunk[:, :1] + dx.ravel(), chunk[:, 1:] + dy.ravel()  # (n, P) each
-        out.append(cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-    patches = np.concatenate(out)
-    patches -= patches.mean(1, keepdims=True)
-    return patches / (np.linalg.norm(patches, axis=1, keepdims=True) + 1.0)
+    def __init__(self, n: int) -> None:
+        r = np.arange(-_PATCH_RADIUS, _PATCH_RADIUS + 1, dtype=np.float32)
+        dy, dx = np.meshgrid(r, r, indexing="ij")
+        self.dx, self.dy = dx.ravel(), dy.ravel()
+        self.map_x, self.map_y, self.patches = (np.empty((n, len(self.dx)), np.float32) for _ in range(3))
+
+    def __call__(self, grey: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """grey (H, W), points (N, 2) pixel coordinates (continuous) -> (N, P) patches (the shared buffer)."""
+        import cv2
+
+        centres = points.astype(np.float32) - 0.5  # OpenCV: pixel centres at integers
+        np.add(centres[:, :1], self.dx, out=self.map_x)
+        np.add(centres[:, 1:], self.dy, out=self.map_y)
+        image = np.asarray(grey, np.float32)  # no copy when the caller converted it already
+        for lo in range(0, len(centres), 16384):  # remap's maps stay under 32767 rows
+            rows = slice(lo, lo + 16384)
+            cv2.remap(image, self.map_x[rows], self.map_y[rows], cv2.INTER_LINEAR, dst=self.patches[rows],
+                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        patches = self.patches
+        patches -= patches.mean(1, keepdims=True)
+        patches /= (np.sqrt(np.einsum("ij,ij->i", patches, patches)) + 1.0)[:, None]
+        return patches
 
 
 def _resize(frames: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
