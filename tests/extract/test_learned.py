@@ -439,3 +439,12 @@ def test_patch_sampler_gives_normalised_subpixel_crops_and_reuses_its_buffers():
         assert np.allclose(patches[i], crop / (np.linalg.norm(crop) + 1.0), atol=2e-3)
     last = sample(grey, points[::-1])[0].copy()  # the same buffer, refilled
     assert sample(grey, points) is patches and np.allclose(last, patches[-1])
+
+
+def test_extraction_settings_name_the_refinement_design():
+    """Tracks made with another refinement design (or none) record different settings, so they are not mixed."""
+    from robo4d.extract.learned import weights_record
+
+    plain, refined = weights_record(LearnedConfig()), weights_record(LearnedConfig(refine=True))
+    assert "refine" not in plain and refined["refine"] == "best-of-6" and refined["refine_max_px"] == 8.0
+    assert refined["weights_sha256"] == plain["weights_sha256"]
