@@ -201,7 +201,7 @@ class LearnedTracker:
 
 _LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 iterations or 0.03 px
 _PATCH_RADIUS = 4  # similarity patches are 9x9 pixels
-_PLANE_INLIER_PX = 1.5  # RANSAC threshold of the dominant plane's homography (network pixels)
+_PLANE_INLIER_PX = 1.5  # inlier distance of the dominant plane's robust homography fit (network pixels)
 _PLANE_MIN_POINTS = 8  # fewer queries than this: no plane candidates
 _PLANE_LEFT_PX = 3.0  # settled further than this from the plane's carry: the point left the plane (see `_Refiner`)
 _NEIGHBOURS = 9  # the local candidate moves a query by the median motion of this many nearest queries (itself too)
@@ -219,16 +219,17 @@ class _Refiner:
     - the query moved by the median motion (from the query to "followed") of its nearest queries: a neighbourhood
       that moves together, an object or a patch of background, carries the point along; bonus `_LOCAL_PRIOR`;
     - Lucas-Kanade from the query patch started there;
-    - the query carried by the homography that best explains "followed" over all points (RANSAC): the frame's
-      dominant plane (a table, a wall, the background under a turning camera), which cannot drift; bonus
+    - the query carried by the homography that best explains "followed" over all points (a robust fit): the
+      frame's dominant plane (a table, a wall, the background under a turning camera), which cannot drift; bonus
       `_PLANE_PRIOR`;
     - Lucas-Kanade from the query patch started there, with the same bonus where it stayed within the plane's
       inlier distance of the carried query.
     A Lucas-Kanade candidate maximises similarity around where it starts, so it wins the comparison even where it
     settled on a look-alike; the geometric candidates do not, hence their bonuses. A point settled further than
     `_PLANE_LEFT_PX` from the plane's carry has left the plane (it moves on its own, e.g. in a hand, or lies off
-    the plane) and gets no plane candidates in the next frame. On a tie (e.g. a flat patch) the network's estimate
-    is kept."""
+    the plane) and gets no plane candidates in the next frame. On a flat patch, where similarity says nothing, the
+    bonuses decide (the plane's carry, else the neighbourhood's); on an exact tie the network's estimate, then
+    "followed", is preferred."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
@@ -274,8 +275,8 @@ class _Refiner:
 
     def _plane_candidates(self, t: int, followed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(LK from the query patch started at the carried query, the carried query) for frame t, where the carried
-        query is the query moved by the homography (queries -> `followed`, RANSAC) of the frame's dominant plane;
-        None where there are too few points or no homography is found."""
+        query is the query moved by the homography (queries -> `followed`, robust fit: USAC, then least squares over
+        its inliers) of the frame's dominant plane; None where there are too few points or no homography is found."""
         import cv2
 
         if len(self.queries) < _PLANE_MIN_POINTS:
