@@ -173,8 +173,11 @@ class LearnedTracker:
         logits = torch.zeros(t_len, n)
         levels = net.feature_levels(fmaps)  # per level (T, C, h_l, w_l)
         volumes: list[torch.Tensor] = []  # per level (S, N, h_l, w_l): the previous window's correlations
+        # Two windows' volumes per level, allocated once and used in turn: fresh buffers of this size (tens of MB)
+        # cost page faults every window.
+        buffers = [[f.new_empty(min(c.window, t_len), n, *f.shape[-2:]) for _ in range(2)] for f in levels]
         done, prev = 1, (0, 0)  # frames [0, done) hold settled estimates; prev: the last window's frame range
-        for start in window_starts(t_len, c.window, c.overlap):
+        for k, start in enumerate(window_starts(t_len, c.window, c.overlap)):
             stop = min(start + c.window, t_len)
             init = uv[start:stop].clone()
             init[done - start :] = uv[done - 1]  # new frames start where the track was last seen settled
@@ -183,7 +186,7 @@ class LearnedTracker:
             reuse = max(0, min(prev[1], stop) - start) if prev[1] > start >= prev[0] else 0
             pyramid = []
             for lvl, feats in enumerate(levels):
-                volume = feats.new_empty(stop - start, n, *feats.shape[-2:])
+                volume = buffers[lvl][k % 2][: stop - start]
                 if reuse:
                     volume[:reuse] = volumes[lvl][start - prev[0] : start - prev[0] + reuse]
                 net.correlate(feats[start + reuse : stop], qfeat[0], out=volume[reuse:])
