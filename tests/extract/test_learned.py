@@ -78,7 +78,8 @@ def test_long_clip_windows_continue_from_settled_estimates():
 
 
 def test_long_clip_reuses_overlap_correlations_exactly():
-    """track_resized correlates only each window's new frames; the result is the plain window-by-window run."""
+    """track_resized correlates only each window's new frames, into two volume buffers used in turn; the result is
+    the plain window-by-window run."""
     net = _net()
     frames = torch.from_numpy(translating_clip(11, 32, (0.7, -0.3)))
     queries = torch.from_numpy(grid_queries(32, 32, 3))
