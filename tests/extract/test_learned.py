@@ -363,6 +363,49 @@ def test_refinement_moves_a_point_on_a_flat_patch_with_its_neighbours():
     assert np.allclose(out[1:].numpy(), queries + np.float32([0.7, -0.3]), atol=1e-5)
 
 
+def test_refinement_outputs_the_mean_of_the_candidates_that_agree_with_the_kept_one():
+    """On a flat image the neighbourhood's carry is kept and seeds the next window; the track's output is the mean of
+    the candidates within 1.5 px of it (a network estimate 1 px off is one of them, one 3 px off is not)."""
+    from robo4d.extract.learned import _Refiner
+
+    frames = np.full((2, 32, 32, 3), 120, np.uint8)
+    queries = np.float32([[10.0, 12.0], [20.5, 16.25], [15.0, 20.0], [8.0, 24.0], [24.0, 6.0]])
+    estimates = queries[None].repeat(2, 0) + np.float32([0.7, -0.3])  # the network's estimates: points 2, 3 stray
+    estimates[1, 2] += np.float32([1.0, 0.0])
+    estimates[1, 3] += np.float32([3.0, 0.0])
+    estimates[0] = queries  # frame 0, settled
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    seeds = refiner(torch.from_numpy(estimates), 0, 1).numpy()
+    carried = queries + np.float32([0.7, -0.3])  # the median motion of each point's neighbourhood
+    assert np.allclose(seeds[1], carried, atol=1e-5)
+    output = refiner.finish(torch.from_numpy(seeds)).numpy()  # too few points for a plane: nothing is smoothed
+    expected = carried.copy()
+    expected[2] += np.float32([0.5, 0.0])  # the network's estimate and "followed" (no texture: LK stays) 1 px off
+    assert np.allclose(output[1], expected, atol=1e-5) and np.array_equal(output[0], queries)
+
+
+def test_refinement_smooths_offsets_from_the_planes_carry_only_where_points_are_on_the_plane():
+    """`finish` smooths each point's offset from the plane's carry over frames, where the point is on the plane;
+    point-frames off the plane, and frame 0, are left as they are."""
+    from robo4d.extract.learned import _Refiner
+
+    frames, queries, _ = _shifting_texture()
+    t_len, n = 9, len(queries)
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    carry = queries + np.arange(t_len, dtype=np.float32)[:, None, None] * np.float32([1.0, 0.5])  # (T, N, 2)
+    jitter = np.where(np.arange(t_len) % 2 == 0, 0.3, -0.3).astype(np.float32)[:, None, None] * np.ones((1, n, 2))
+    jitter[0] = 0.0
+    off_plane = np.arange(n) == 3
+    for t in range(1, t_len):
+        refiner.output[t] = carry[t] + jitter[t] + 5.0 * off_plane[:, None]
+        refiner.carried[t], refiner.settled_on_plane[t] = carry[t], ~off_plane
+    out = refiner.finish(torch.from_numpy(carry.copy())).numpy()
+    assert np.array_equal(out[0], queries)
+    assert np.allclose(out[1:, 3], carry[1:, 3] + jitter[1:, 3] + 5.0)  # off the plane: as it was output
+    inner = np.abs(out[2:-2, ~off_plane] - carry[2:-2, ~off_plane])
+    assert inner.max() < 0.3 * 0.3  # the binomial kernel takes an alternating +-0.3 px jitter down to +-0.075 px
+
+
 def test_refinement_follows_an_object_moving_over_a_static_background():
     """Points on an object that moves on its own over a still textured background: the background is the plane,
     the object's points leave it (no plane candidates for them once 3 px away), and an object point whose own
@@ -447,5 +490,5 @@ def test_extraction_settings_name_the_refinement_design():
     from robo4d.extract.learned import weights_record
 
     plain, refined = weights_record(LearnedConfig()), weights_record(LearnedConfig(refine=True))
-    assert "refine" not in plain and refined["refine"] == "best-of-6" and refined["refine_max_px"] == 8.0
+    assert "refine" not in plain and refined["refine"] == "best-of-6+mean+smooth" and refined["refine_max_px"] == 8.0
     assert refined["weights_sha256"] == plain["weights_sha256"]

@@ -8,7 +8,8 @@ the last frame, so every window is full (a clip shorter than S is one window of 
 Each window correlates only its new frames (the overlap's correlation volumes are kept). With `refine`, each new
 frame's estimate of a point competes with Lucas-Kanade from the previous frame and with where its neighbourhood and
 the frame's dominant plane (a homography fitted to all points) carry its query, and the candidate whose patch best
-matches the query patch seeds the next window.
+matches the query patch seeds the next window; the track's output averages the candidates that agree with it and,
+once the clip is done, smooths over frames each point's offset from the plane's carry.
 
 Weights ship inside the package (`weights/learned_tracker.safetensors`, with `learned_tracker.json` beside it
 holding the network config and how they were trained); `load_tracker_weights` checks every key both ways.
@@ -95,7 +96,9 @@ def weights_record(config: LearnedConfig) -> dict:
     record = {"weights_sha256": digest, "visibility_threshold": config.visibility_threshold, "iters": config.iters}
     if config.refine:  # recorded only when on, so extractions made before the option keep their settings
         record["refine_max_px"] = config.refine_max_px
-        record["refine"] = "best-of-6"  # the design: network, LK from t-1, local and plane candidates (+ LK each)
+        # the design: network, LK from t-1, local and plane candidates (+ LK each); output: the agreeing candidates'
+        # mean, its offset from the plane's carry smoothed over frames
+        record["refine"] = "best-of-6+mean+smooth"
     return record
 
 
@@ -199,7 +202,7 @@ class LearnedTracker:
             logits[start:stop] = torch.where(anchored[:, None], logits[start:stop], window_logits[0])
             done = stop
         logits[0] = torch.inf
-        return uv, logits
+        return (uv if align is None else align.finish(uv)), logits
 
 
 _LK_STOP = (3, 10, 3e-2)  # cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS: 10 iterations or 0.03 px
@@ -211,6 +214,8 @@ _NEIGHBOURS = 9  # the local candidate moves a query by the median motion of thi
 # Similarity bonuses of the geometric candidates (see `_Refiner`), chosen on videos not evaluated on.
 _PLANE_PRIOR = 0.1
 _LOCAL_PRIOR = 0.05
+_AGREE_PX = 1.5  # a frame's output averages the candidates within this of the kept one (network pixels)
+_SMOOTHING = np.array([1, 4, 6, 4, 1]) / 16  # over frames, of each on-plane point's offset from the plane's carry
 
 
 class _Refiner:
@@ -232,7 +237,13 @@ class _Refiner:
     `_PLANE_LEFT_PX` from the plane's carry has left the plane (it moves on its own, e.g. in a hand, or lies off
     the plane) and gets no plane candidates in the next frame. On a flat patch, where similarity says nothing, the
     bonuses decide (the plane's carry, else the neighbourhood's); on an exact tie the network's estimate, then
-    "followed", is preferred."""
+    "followed", is preferred.
+
+    The kept candidate seeds the next window. The track's output is sharper: per frame, the mean of the candidates
+    within `_AGREE_PX` of the kept one (independent estimates that agree), and once all frames are in (`finish`),
+    each point's offset from the plane's carry smoothed over the neighbouring frames where the point is on the
+    plane (the carry holds the camera's shake, the offset what is left, which changes slowly there; a point that
+    moves on its own is left as it is)."""
 
     def __init__(self, frames: torch.Tensor, queries: torch.Tensor, max_px: float) -> None:
         import cv2
@@ -244,6 +255,9 @@ class _Refiner:
         self.query_patches = self.sample(self.grey[0], self.queries).copy()  # (N, P)
         self.previous = self.queries.copy()  # the last aligned frame's estimates (frame 0: queries)
         self.on_plane = np.ones(len(self.queries), bool)  # per point: settled near the plane's carry last frame
+        self.output: dict[int, np.ndarray] = {}  # per frame: (N, 2) the track's estimate (see `finish`)
+        self.carried: dict[int, np.ndarray] = {}  # per frame with a plane: (N, 2) the plane's carry
+        self.settled_on_plane: dict[int, np.ndarray] = {}  # per frame with a plane: (N,) `on_plane` after it
         k = min(_NEIGHBOURS, len(self.queries))
         self.neighbours = cKDTree(self.queries).query(self.queries, k=k)[1].reshape(len(self.queries), k)  # (N, k)
         self.max_px = max_px
@@ -270,11 +284,34 @@ class _Refiner:
             image = self.grey[t].astype(np.float32)  # once for all candidates' patches
             similarity = [np.einsum("ij,ij->i", self.sample(image, c), self.query_patches) for c in candidates]
             scores = np.stack(similarity) + np.stack(bonus)
-            out[j] = np.stack(candidates)[scores.argmax(0), np.arange(n)]
+            candidates = np.stack(candidates)  # (C, N, 2)
+            out[j] = candidates[scores.argmax(0), np.arange(n)]
+            agree = (np.linalg.norm(candidates - out[j], axis=-1) <= _AGREE_PX) & np.isfinite(scores)  # (C, N)
+            self.output[t] = np.einsum("cn,cnd->nd", agree, candidates) / agree.sum(0)[:, None]
             if plane is not None:
                 self.on_plane = np.linalg.norm(out[j] - carried, axis=-1) < _PLANE_LEFT_PX
+                self.carried[t], self.settled_on_plane[t] = carried, self.on_plane
             self.previous = out[j]
         return torch.from_numpy(out)
+
+    def finish(self, uv: torch.Tensor) -> torch.Tensor:
+        """uv (T, N, 2), every frame after the first passed through this refiner -> the track's output (see the class
+        docstring). The smoothing is a normalised convolution over the point-frames on the plane (frame 0 is: its
+        plane is the identity; it takes part but stays); the others neither take part nor change."""
+        from scipy.ndimage import convolve1d
+
+        uv = uv.numpy().astype(np.float64)
+        for t, estimate in self.output.items():
+            uv[t] = estimate
+        carried, on = uv.copy(), np.zeros(uv.shape[:2])
+        carried[0], on[0] = self.queries, 1.0
+        for t, plane in self.carried.items():
+            carried[t], on[t] = plane, self.settled_on_plane[t]
+        offset = convolve1d((uv - carried) * on[..., None], _SMOOTHING, axis=0, mode="constant")
+        norm = convolve1d(on, _SMOOTHING, axis=0, mode="constant")[..., None]
+        smoothed = np.where(on[..., None] > 0, carried + offset / np.maximum(norm, 1e-12), uv)
+        smoothed[0] = uv[0]
+        return torch.from_numpy(smoothed.astype(np.float32))
 
     def _plane_candidates(self, t: int, followed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(LK from the query patch started at the carried query, the carried query) for frame t, where the carried
