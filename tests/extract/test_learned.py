@@ -403,7 +403,7 @@ def test_refinement_smooths_offsets_from_the_planes_carry_only_where_points_are_
     assert np.array_equal(out[0], queries)
     assert np.allclose(out[1:, 3], carry[1:, 3] + jitter[1:, 3] + 5.0)  # off the plane: as it was output
     inner = np.abs(out[2:-2, ~off_plane] - carry[2:-2, ~off_plane])
-    assert inner.max() < 0.3 * 0.3  # the binomial kernel takes an alternating +-0.3 px jitter down to +-0.075 px
+    assert inner.max() < 0.03  # 1-4-6-4-1 cancels an alternating jitter (frame 0 has none: 0.019 px at frame 2)
 
 
 def test_refinement_follows_an_object_moving_over_a_static_background():
