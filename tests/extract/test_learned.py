@@ -398,7 +398,7 @@ def test_refinement_smooths_offsets_from_the_planes_carry_only_where_points_are_
     off_plane = np.arange(n) == 3
     for t in range(1, t_len):
         refiner.output[t] = carry[t] + jitter[t] + 5.0 * off_plane[:, None]
-        refiner.carried[t], refiner.settled_on_plane[t] = carry[t], ~off_plane
+        refiner.planes[t] = carry[t], ~off_plane
     out = refiner.finish(torch.from_numpy(carry.copy())).numpy()
     assert np.array_equal(out[0], queries)
     assert np.allclose(out[1:, 3], carry[1:, 3] + jitter[1:, 3] + 5.0)  # off the plane: as it was output

@@ -256,8 +256,7 @@ class _Refiner:
         self.previous = self.queries.copy()  # the last aligned frame's estimates (frame 0: queries)
         self.on_plane = np.ones(len(self.queries), bool)  # per point: settled near the plane's carry last frame
         self.output: dict[int, np.ndarray] = {}  # per frame: (N, 2) the track's estimate (see `finish`)
-        self.carried: dict[int, np.ndarray] = {}  # per frame with a plane: (N, 2) the plane's carry
-        self.settled_on_plane: dict[int, np.ndarray] = {}  # per frame with a plane: (N,) `on_plane` after it
+        self.planes: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per frame with a plane: carry, `on_plane` after
         k = min(_NEIGHBOURS, len(self.queries))
         self.neighbours = cKDTree(self.queries).query(self.queries, k=k)[1].reshape(len(self.queries), k)  # (N, k)
         self.max_px = max_px
@@ -290,7 +289,7 @@ class _Refiner:
             self.output[t] = np.einsum("cn,cnd->nd", agree, candidates) / agree.sum(0)[:, None]
             if plane is not None:
                 self.on_plane = np.linalg.norm(out[j] - carried, axis=-1) < _PLANE_LEFT_PX
-                self.carried[t], self.settled_on_plane[t] = carried, self.on_plane
+                self.planes[t] = carried, self.on_plane
             self.previous = out[j]
         return torch.from_numpy(out)
 
@@ -305,8 +304,8 @@ class _Refiner:
             uv[t] = estimate
         carried, on = uv.copy(), np.zeros(uv.shape[:2])
         carried[0], on[0] = self.queries, 1.0
-        for t, plane in self.carried.items():
-            carried[t], on[t] = plane, self.settled_on_plane[t]
+        for t, (plane, on_plane) in self.planes.items():
+            carried[t], on[t] = plane, on_plane
         offset = convolve1d((uv - carried) * on[..., None], _SMOOTHING, axis=0, mode="constant")
         norm = convolve1d(on, _SMOOTHING, axis=0, mode="constant")[..., None]
         smoothed = np.where(on[..., None] > 0, carried + offset / np.maximum(norm, 1e-12), uv)
