@@ -458,6 +458,24 @@ def test_correlation_window_equals_bilinear_grid_sampling():
     assert torch.equal(_window(maps, torch.tensor([[-5.0, 2.5]]).expand(300, 2), 2), torch.zeros(300, 25))
 
 
+def test_attention_equals_torchs_multihead_attention_with_the_same_weights():
+    """The blocks' attention keeps nn.MultiheadAttention's weights (and checkpoint keys) and its outputs, for self-
+    attention (over time) and for attention between the tracks and the virtual tokens, both ways."""
+    from robo4d.extract.learned_model import _attend
+
+    torch.manual_seed(0)
+    attn = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    with torch.no_grad():  # nonzero biases, so slicing them per projection is checked too
+        attn.in_proj_bias.normal_()
+        attn.out_proj.bias.normal_()
+    tracks, virtual = torch.randn(5, 40, 32), torch.randn(5, 6, 32)
+    with torch.no_grad():
+        for query, kv in ((tracks, tracks), (virtual, tracks), (tracks, virtual)):
+            expected = attn(query, kv, kv, need_weights=False)[0]
+            assert torch.allclose(_attend(attn, query, kv), expected, atol=1e-5)
+            assert torch.allclose(_attend(attn, query, kv.clone()), expected, atol=1e-5)  # no self-attention path
+
+
 @pytest.mark.parametrize("refine", [False, True])
 def test_no_queries_give_empty_tracks(refine):
     tracker = LearnedTracker(_net(), refine_max_px=8.0 if refine else None)
