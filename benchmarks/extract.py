@@ -52,7 +52,7 @@ SETTINGS = {
     "fb_off": LKConfig(fb_threshold=None),
     "learned": LearnedConfig(),
     "learned_3iters": LearnedConfig(iters=3),  # fewer refinement iterations: faster, a little less exact
-    "learned_refine": LearnedConfig(refine=True),  # + best of 6, agreeing mean, smoothing (see extract/learned.py)
+    "learned_refine": LearnedConfig(refine=True),  # + best of 9, agreeing mean, smoothing (see extract/learned.py)
 }
 REAL_FRAMES = (1, 10, 21)  # plus the clip's last frame
 PATCH = 9  # side of the similarity patch, pixels at a 128-pixel short side

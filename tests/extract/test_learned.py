@@ -323,12 +323,12 @@ def test_refinement_plane_candidates_recover_points_that_were_lost():
     estimates = truth.copy()
     estimates[:, lost] += np.float32([30.0, -25.0])  # a quarter of the points far off, beyond any LK's reach
     refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
-    aligned, carried = refiner._plane_candidates(5, estimates[5])
+    carried = refiner._carry(refiner._fit_plane(queries, estimates[5], 8), estimates[5])
+    (aligned, _), _ = refiner._plane_candidates(5, carried, np.ones(len(queries), bool))
     assert np.abs(carried - truth[5]).max() < 0.02 and np.abs(aligned - truth[5]).max() < 0.15
     chosen = refiner(torch.from_numpy(estimates[:4]), 0, 1).numpy()
     assert np.abs(chosen[1:] - truth[1:4]).max() < 0.15
-    few = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries[:7]), max_px=8.0)
-    assert few._plane_candidates(5, truth[5, :7]) is None
+    assert refiner._fit_plane(queries[:7], truth[5, :7], 8) is None
 
 
 def test_refinement_keeps_the_planes_carry_on_a_flat_patch_of_the_plane():
@@ -508,5 +508,84 @@ def test_extraction_settings_name_the_refinement_design():
     from robo4d.extract.learned import weights_record
 
     plain, refined = weights_record(LearnedConfig()), weights_record(LearnedConfig(refine=True))
-    assert "refine" not in plain and refined["refine"] == "best-of-6+mean+smooth" and refined["refine_max_px"] == 8.0
+    assert "refine" not in plain and refined["refine"] == "best-of-9+mean+smooth" and refined["refine_max_px"] == 8.0
     assert refined["weights_sha256"] == plain["weights_sha256"]
+
+
+def test_parallax_carries_static_points_off_the_plane_and_ignores_one_that_moves_on_its_own():
+    """A static scene seen by a moving camera: half the points on a plane, half at other depths. Once each point's
+    parallax has been seen in one frame, the rigid carry puts every static point within 0.1 px of its true position,
+    also where its own estimate is lost; a point that moves on its own leaves the model (`on`) without bending it."""
+    from robo4d.extract.learned import _Parallax
+
+    rng = np.random.RandomState(0)
+    k_matrix = np.array([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])
+    n = 60
+    pixels = np.stack([rng.uniform(10, 118, n), rng.uniform(10, 86, n)], -1)
+    depth = np.where(np.arange(n) < n // 2, 2.0, rng.uniform(1.2, 3.5, n))  # the first half on the plane z = 2
+    points = np.linalg.solve(k_matrix, np.concatenate([pixels, np.ones((n, 1))], 1).T).T * depth[:, None]  # (N, 3)
+
+    def view(t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame t: the points' pixels and the plane's homography (pixels of frame 0 -> frame t)."""
+        angle = 0.01 * t
+        rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+        shift = np.array([0.08, -0.03, 0.1]) * t
+        image = (k_matrix @ (points @ rotation.T + shift).T).T
+        plane = k_matrix @ (rotation + np.outer(shift, [0, 0, 1]) / 2.0) @ np.linalg.inv(k_matrix)
+        return image[:, :2] / image[:, 2:], plane
+
+    parallax = _Parallax(pixels.astype(np.float32), 128, 96)
+    mover = n - 1  # off the plane, and it moves on its own from frame 2
+    for t in range(1, 7):
+        truth, plane = view(t)
+        seen = truth.copy()
+        seen[mover] += np.float32([4.0, -3.0]) * max(t - 1, 0)
+        followed = seen.copy()
+        if t >= 3:
+            followed[:8] += np.float32([30.0, 20.0])  # lost estimates, plane and off-plane points alike
+        carried = parallax.carry(plane, followed.astype(np.float32))
+        assert carried is not None
+        if t >= 2:
+            error = np.linalg.norm(carried - truth, axis=-1)
+            assert np.delete(error, mover).max() < 0.1  # the mover and the lost estimates weigh in a little
+        parallax.update(seen.astype(np.float32), carried)
+    assert not parallax.on[mover] and np.delete(parallax.on, mover).all()
+
+
+def test_refinement_tracks_a_second_plane_and_recovers_its_lost_points():
+    """A large textured object moving over a textured background that moves too: the background is the dominant
+    plane, the object's points leave it and are carried by the second plane, fitted to them, and a block of them
+    whose estimates are lost (too many together for their neighbourhood to carry) is kept on the truth."""
+    import cv2
+
+    from robo4d.extract.learned import _Refiner
+
+    rng = np.random.RandomState(3)
+    texture = lambda: cv2.GaussianBlur(rng.randint(0, 255, (80, 128, 3)).astype(np.uint8), (0, 0), 1.5)  # noqa: E731
+    background, thing = texture(), texture()
+    mask = np.zeros((80, 128), np.float32)
+    mask[24:54, 36:86] = 1.0
+    steps = np.float32([[0.4, 0.25], [-1.5, 0.75]])  # per frame, px: the background's, the object's
+    t_len = 8
+    frames = []
+    for t in range(t_len):
+        move = [np.float32([[1, 0, dx * t], [0, 1, dy * t]]) for dx, dy in steps]
+        m = cv2.warpAffine(mask, move[1], (128, 80))[..., None]
+        still = cv2.warpAffine(background, move[0], (128, 80), borderMode=cv2.BORDER_REFLECT_101)
+        frames.append((still * (1 - m) + cv2.warpAffine(thing, move[1], (128, 80)) * m).round().astype(np.uint8))
+    frames = np.stack(frames)
+    grid = lambda xs, ys: np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)  # noqa: E731
+    around = [grid(np.arange(6.0, 123, 8), [6.0, 12.0, 68.0, 74.0]), grid([6.0, 14.0, 100.0, 108.0, 116.0],
+                                                                          np.arange(22.0, 59, 9))]  # fmt: skip
+    around = np.concatenate(around)  # 85 points around the object's path
+    on_thing = grid(np.arange(41.0, 77, 5), np.arange(29.0, 50, 5))  # 40 points
+    queries = np.concatenate([around, on_thing]).astype(np.float32)
+    moving = np.arange(len(queries)) >= len(around)
+    truth = queries[None] + np.arange(t_len, dtype=np.float32)[:, None, None] * steps[moving.astype(int)][None]
+    estimates = truth.copy()
+    lost = moving & (np.abs(queries[:, 0] - 56) < 6) & (np.abs(queries[:, 1] - 39) < 6)  # 3 x 3 object points
+    estimates[3:, lost] += np.float32([25.0, -20.0])
+    refiner = _Refiner(torch.from_numpy(frames), torch.from_numpy(queries), max_px=8.0)
+    chosen = refiner(torch.from_numpy(estimates), 0, 1).numpy()
+    assert np.abs(chosen[1:] - truth[1:]).max() < 0.2
+    assert not refiner.on_plane[moving].any() and refiner.on_plane[~moving].all() and refiner.on_second[moving].all()
