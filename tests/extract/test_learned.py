@@ -485,7 +485,8 @@ def test_no_queries_give_empty_tracks(refine):
 
 def test_patch_sampler_gives_normalised_subpixel_crops_and_reuses_its_buffers():
     """Each patch is the bilinear 9x9 crop around its point (as cv2.getRectSubPix cuts it), zero mean and divided by
-    its norm plus one grey level; more points than one remap call takes (16384) are sampled in pieces."""
+    its norm plus one grey level; more points than one remap call takes (16384) are sampled in pieces, and fewer
+    points than the buffers hold (a subset) get the same patches."""
     import cv2
 
     from robo4d.extract.learned import _PatchSampler
@@ -500,7 +501,10 @@ def test_patch_sampler_gives_normalised_subpixel_crops_and_reuses_its_buffers():
         crop -= crop.mean()
         assert np.allclose(patches[i], crop / (np.linalg.norm(crop) + 1.0), atol=2e-3)
     last = sample(grey, points[::-1])[0].copy()  # the same buffer, refilled
-    assert sample(grey, points) is patches and np.allclose(last, patches[-1])
+    assert np.shares_memory(sample(grey, points), patches) and np.allclose(last, patches[-1])
+    expected = patches[[3, 17000]].copy()
+    assert np.array_equal(sample(grey, points[[3, 17000]]), expected)  # fewer points: the buffer's first rows
+    assert sample(grey, points[:0]).shape == (0, 81)
 
 
 def test_extraction_settings_name_the_refinement_design():

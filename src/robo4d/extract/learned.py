@@ -298,8 +298,12 @@ class _Refiner:
                 candidates.append(rigid)
                 bonus.append(np.where(self.parallax.on, _PLANE_PRIOR, -np.inf))
             image = self.grey[t].astype(np.float32)  # once for all candidates' patches
-            similarity = [np.einsum("ij,ij->i", self.sample(image, c), self.query_patches) for c in candidates]
-            scores = np.stack(similarity) + np.stack(bonus)
+            scores = np.full((len(candidates), n), -np.inf)  # a candidate's excluded points are not even sampled
+            for score, candidate, prior in zip(scores, candidates, bonus, strict=True):
+                live = np.isfinite(prior)
+                query_patches = self.query_patches if live.all() else self.query_patches[live]
+                patches = self.sample(image, candidate if live.all() else candidate[live])
+                score[live] = np.einsum("ij,ij->i", patches, query_patches) + prior[live]
             candidates = np.stack(candidates)  # (C, N, 2)
             out[j] = candidates[scores.argmax(0), np.arange(n)]
             agree = (np.linalg.norm(candidates - out[j], axis=-1) <= _AGREE_PX) & np.isfinite(scores)  # (C, N)
@@ -337,7 +341,9 @@ class _Refiner:
         """([LK from the query patch started at the carried query, the carried query], [their bonuses]) for frame t:
         the plane's bonus for the points that are `member`s (the Lucas-Kanade one only where it stayed within the
         plane's inlier distance of the carry), and no chance for the others."""
-        aligned = self._lk(t, 0, self.queries, carried, levels=0)
+        aligned = carried.copy()  # aligned only where it can be kept
+        if member.any():
+            aligned[member] = self._lk(t, 0, self.queries[member], carried[member], levels=0)
         held = np.linalg.norm(aligned - carried, axis=-1) < _PLANE_INLIER_PX
         excluded = np.where(member, 0.0, -np.inf)
         return [aligned, carried], [_PLANE_PRIOR * held + excluded, _PLANE_PRIOR + excluded]
@@ -463,18 +469,20 @@ class _PatchSampler:
         self.map_x, self.map_y, self.patches = (np.empty((n, len(self.dx)), np.float32) for _ in range(3))
 
     def __call__(self, grey: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """grey (H, W), points (N, 2) pixel coordinates (continuous) -> (N, P) patches (the shared buffer)."""
+        """grey (H, W), points (M, 2) pixel coordinates (continuous), M <= N -> (M, P) patches (the shared buffer's
+        first M rows)."""
         import cv2
 
+        m = len(points)
+        map_x, map_y, patches = self.map_x[:m], self.map_y[:m], self.patches[:m]
         centres = points.astype(np.float32) - 0.5  # OpenCV: pixel centres at integers
-        np.add(centres[:, :1], self.dx, out=self.map_x)
-        np.add(centres[:, 1:], self.dy, out=self.map_y)
+        np.add(centres[:, :1], self.dx, out=map_x)
+        np.add(centres[:, 1:], self.dy, out=map_y)
         image = np.asarray(grey, np.float32)  # no copy when the caller converted it already
-        for lo in range(0, len(centres), 16384):  # remap's maps stay under 32767 rows
+        for lo in range(0, m, 16384):  # remap's maps stay under 32767 rows
             rows = slice(lo, lo + 16384)
-            cv2.remap(image, self.map_x[rows], self.map_y[rows], cv2.INTER_LINEAR, dst=self.patches[rows],
+            cv2.remap(image, map_x[rows], map_y[rows], cv2.INTER_LINEAR, dst=patches[rows],
                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-        patches = self.patches
         patches -= patches.mean(1, keepdims=True)
         patches /= (np.sqrt(np.einsum("ij,ij->i", patches, patches)) + 1.0)[:, None]
         return patches
