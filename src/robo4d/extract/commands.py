@@ -21,7 +21,7 @@ class Tracks:
     grid: int = 36  # GxG query grid on frame 0 (the world's ground-truth grid)
     tracker: Literal["lk", "learned"] = "lk"  # 2D tracker: OpenCV pyramidal Lucas-Kanade, or robo4d's learned one
     tracker_weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
-    tracker_refine: bool = False  # learned: per frame, estimate, LK, neighbours' or plane's carry: best fit to query
+    tracker_refine: bool = False  # learned: per frame, the estimate, LK or a geometric carry that fits the query best
     fb_threshold: float | None = 1.0  # forward-backward round-trip tolerance in pixels (None: no check)
     depth: Literal["sensor", "model"] = "sensor"  # the dataset's stored depth, or Depth Anything V2
     depth_model_dir: Path | None = None  # local Depth Anything V2 checkpoint (for --depth model)

@@ -425,7 +425,7 @@ class _Parallax:
                 residual = np.linalg.norm(self._drop(x + kk[:, None] * epipole) - self._drop(p), axis=-1)
                 weight = 1 / np.maximum(np.where(np.isfinite(residual), residual, 1e6), 0.5)
         else:  # the epipole lies on every line through a point's carry and its estimate
-            moved = np.linalg.norm(self._drop(seen) - self._drop(planar), axis=-1) > 0.7
+            moved = np.linalg.norm(self._drop(seen) - self._drop(planar), axis=-1) > 0.7  # px: a direction, not noise
             if moved.sum() >= _PARALLAX_MIN:
                 epipole = np.linalg.svd(np.cross(seen[moved], planar[moved]))[2][-1]
         if epipole is None:

@@ -115,7 +115,7 @@ class Eval:
     weights: Path | None = None  # learned: weights folder (default: the weights shipped with robo4d)
     episodes: int | None = None  # score only the first N episodes
     iters: int | None = None  # learned: refinement iterations per window (default: as trained; fewer is faster)
-    refine: bool = False  # learned: per frame, estimate, LK, neighbours' or plane's carry: best fit to query
+    refine: bool = False  # learned: per frame, the estimate, LK or a geometric carry that fits the query best
     out: Path | None = None  # also write the JSON here
     plot: Path | None = None  # also draw delta_avg per frame (how tracks drift) into this PNG
 
