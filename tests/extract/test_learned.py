@@ -554,6 +554,12 @@ def test_parallax_carries_static_points_off_the_plane_and_ignores_one_that_moves
             assert np.delete(error, mover).max() < 0.1  # the mover and the lost estimates weigh in a little
         parallax.update(seen.astype(np.float32), carried)
     assert not parallax.on[mover] and np.delete(parallax.on, mover).all()
+    vanishing = np.array([[1.0, 0, 0], [0, 1, 0], [-1 / 64, 0, 1]])  # sends the image's centre column to infinity
+    assert parallax.carry(vanishing, pixels.astype(np.float32)) is None
+    at_infinity = pixels.astype(np.float32)
+    at_infinity[0] = [100.0, 50.0]
+    carried = _Parallax(at_infinity, 128, 96).carry(np.array([[1.0, 0, 0], [0, 1, 0], [-1 / 100, 0, 1]]), at_infinity)
+    assert np.isfinite(carried).all() and np.array_equal(carried[0], at_infinity[0])
 
 
 def test_refinement_tracks_a_second_plane_and_recovers_its_lost_points():

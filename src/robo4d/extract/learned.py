@@ -408,10 +408,14 @@ class _Parallax:
         None where the epipole cannot be fitted (too few points with parallax)."""
         norm = np.array([[self.scale, 0, self.centre[0]], [0, self.scale, self.centre[1]], [0, 0, 1]])
         h_t = np.linalg.inv(norm) @ homography @ norm
+        if not np.isfinite(h_t).all() or abs(h_t[2, 2]) < 1e-12:  # the image centre sent to infinity
+            self.model = None
+            return None
         planar = self.start @ (h_t / h_t[2, 2]).T  # (N, 3)
         seen, k = self._lift(followed), self._depth()
         epipole = None
-        known = (self.den > 0) & (self.den >= np.quantile(self.den, 0.5))
+        finite = np.isfinite(self._drop(planar)).all(-1)  # a point sent to infinity takes no part in the fits
+        known = (self.den > 0) & (self.den >= np.quantile(self.den, 0.5)) & finite
         if known.sum() >= _PARALLAX_MIN:  # k * (seen x e) = -(seen x planar), reweighted by the residual in pixels
             p, x, kk = seen[known], planar[known], k[known]
             cross = np.zeros((len(p), 3, 3))  # (M, 3, 3): cross @ e = p x e
@@ -425,7 +429,7 @@ class _Parallax:
                 residual = np.linalg.norm(self._drop(x + kk[:, None] * epipole) - self._drop(p), axis=-1)
                 weight = 1 / np.maximum(np.where(np.isfinite(residual), residual, 1e6), 0.5)
         else:  # the epipole lies on every line through a point's carry and its estimate
-            moved = np.linalg.norm(self._drop(seen) - self._drop(planar), axis=-1) > 0.7  # px: a direction, not noise
+            moved = finite & (np.linalg.norm(self._drop(seen) - self._drop(planar), axis=-1) > 0.7)  # px: not noise
             if moved.sum() >= _PARALLAX_MIN:
                 epipole = np.linalg.svd(np.cross(seen[moved], planar[moved]))[2][-1]
         if epipole is None:
