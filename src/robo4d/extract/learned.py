@@ -237,7 +237,8 @@ class _Refiner:
     - the same two from a second plane, fitted to the points off the dominant one (a wall, a box's face), for the
       points that are off the dominant plane and were on the second one last frame;
     - the rigid scene's carry (`_Parallax`): the plane's carry plus the point's own parallax, which holds a static
-      point that lies off the plane; bonus `_PLANE_PRIOR` while the point stays within `_PLANE_LEFT_PX` of it.
+      point that lies off the plane; bonus `_PLANE_PRIOR` while the point stays within `_PLANE_LEFT_PX` of it, and
+      none (but still a chance, unlike the planes' candidates) once it strays.
     A Lucas-Kanade candidate maximises similarity around where it starts, so it wins the comparison even where it
     settled on a look-alike; the geometric candidates do not, hence their bonuses. A point settled further than
     `_PLANE_LEFT_PX` from the plane's carry has left the plane (it moves on its own, e.g. in a hand, or lies off
@@ -296,7 +297,7 @@ class _Refiner:
             bonus += [np.zeros(n), np.full(n, _LOCAL_PRIOR)]
             if rigid is not None:
                 candidates.append(rigid)
-                bonus.append(np.where(self.parallax.on, _PLANE_PRIOR, -np.inf))
+                bonus.append(np.where(self.parallax.on, _PLANE_PRIOR, 0.0))
             image = self.grey[t].astype(np.float32)  # once for all candidates' patches
             scores = np.full((len(candidates), n), -np.inf)  # a candidate's excluded points are not even sampled
             for score, candidate, prior in zip(scores, candidates, bonus, strict=True):
