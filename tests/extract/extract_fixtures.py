@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from robo4d.extract.queries import grid_queries
+
 
 def texture(size: int, seed: int = 0) -> np.ndarray:
     """(size, size, 3) uint8 smooth random texture that LK can lock on to (blurred noise, full contrast)."""
@@ -27,3 +29,14 @@ def translating_clip(t_len: int, size: int, shift: tuple[float, float], seed: in
 
 def pinhole(size: int, focal: float = 100.0) -> np.ndarray:
     return np.array([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]], np.float32)
+
+
+def shifting_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A blurred random texture translating sub-pixel steps: frames (10, 48, 72, 3), queries (16, 2), truth."""
+    rng = np.random.RandomState(1)
+    base = cv2.GaussianBlur(rng.randint(0, 255, (48, 72, 3)).astype(np.uint8), (0, 0), 1.5)
+    shifts = np.stack([np.arange(10) * 0.4, np.arange(10) * 0.25], -1).astype(np.float32)  # (T, 2) px
+    frames = np.stack([cv2.warpAffine(base, np.float32([[1, 0, dx], [0, 1, dy]]), (72, 48),
+                                      borderMode=cv2.BORDER_REFLECT_101) for dx, dy in shifts])  # fmt: skip
+    queries = grid_queries(48, 72, 4) * np.float32([0.5, 0.5]) + np.float32([18, 12])  # away from the border
+    return frames, queries, queries[None] + shifts[:, None]
