@@ -40,10 +40,9 @@ class LearnedConfig:
     weights: Path | None = None  # directory with learned_tracker.{safetensors,json}; None: the shipped weights
     visibility_threshold: float = 0.5  # a point is visible where sigmoid(logit) exceeds this
     iters: int | None = None  # refinement iterations per window (None: as trained); fewer is faster
-    # Refinement: per new frame, the network's estimate competes with Lucas-Kanade from the previous frame and with
-    # the query carried by its neighbourhood and by the frame's dominant plane, on similarity to the query patch,
-    # before it seeds the next window (see `refine.Refiner`); an LK that moves further than `refine_max_px` (network
-    # pixels) is dropped.
+    # Refinement: per new frame, the network's estimate competes with Lucas-Kanade and with the query carried by its
+    # neighbourhood, the frame's planes and the rigid scene, on similarity to the query patch, before it seeds the
+    # next window (see `refine.Refiner`); an LK that moves further than `refine_max_px` (network pixels) is dropped.
     refine: bool = False
     refine_max_px: float = 8.0
 

@@ -104,9 +104,9 @@ class Refiner:
             scores = np.full((len(candidates), n), -np.inf)  # a candidate's excluded points are not even sampled
             for score, candidate, prior in zip(scores, candidates, bonus, strict=True):
                 live = np.isfinite(prior)
-                query_patches = self.query_patches if live.all() else self.query_patches[live]
-                patches = self.sample(image, candidate if live.all() else candidate[live])
-                score[live] = np.einsum("ij,ij->i", patches, query_patches) + prior[live]
+                rows = slice(None) if live.all() else live  # a view of all points, no copy
+                patches = self.sample(image, candidate[rows])
+                score[rows] = np.einsum("ij,ij->i", patches, self.query_patches[rows]) + prior[rows]
             candidates = np.stack(candidates)  # (C, N, 2)
             out[j] = candidates[scores.argmax(0), np.arange(n)]
             agree = (np.linalg.norm(candidates - out[j], axis=-1) <= _AGREE_PX) & np.isfinite(scores)  # (C, N)
